@@ -1,0 +1,117 @@
+"""The contract every swappable attention mechanism ("sequence mixer") follows.
+
+All mechanisms map ``x: (B, N, D) -> (B, N, D)`` and accept an optional boolean
+``mask: (B, N)`` in which ``True`` marks a real token and ``False`` padding (the
+convention of ``scaled_dot_product_attention``'s boolean masks).  Padded tokens
+never influence real ones; the outputs at padded positions are zero.
+
+A new mechanism subclasses :class:`SequenceMixer`, decorates itself with
+:func:`register_attention`, and adds one YAML file under ``conf/attention/``.
+The shared test-suite (``tests/attention/test_contract.py``) then picks it up.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, ClassVar, Optional, TypeVar
+
+import torch
+from torch import nn
+
+ATTENTION_REGISTRY: dict[str, type["SequenceMixer"]] = {}
+
+M = TypeVar("M", bound=type)
+
+
+def register_attention(name: str) -> Callable[[M], M]:
+    """Class decorator: make a mechanism constructible by name (``build_attention``)."""
+
+    def decorator(cls: M) -> M:
+        if name in ATTENTION_REGISTRY and ATTENTION_REGISTRY[name] is not cls:
+            raise ValueError(f"attention name {name!r} is registered twice")
+        ATTENTION_REGISTRY[name] = cls
+        cls.registry_name = name
+        return cls
+
+    return decorator
+
+
+def build_attention(name: str, **kwargs) -> "SequenceMixer":
+    """Construct a registered mechanism by name, e.g. ``build_attention("strided", dim=64, num_heads=4)``."""
+    if name not in ATTENTION_REGISTRY:
+        known = ", ".join(sorted(ATTENTION_REGISTRY))
+        raise ValueError(f"unknown attention {name!r}; choose one of: {known}")
+    return ATTENTION_REGISTRY[name](**kwargs)
+
+
+def check_positive(**values: float | int) -> None:
+    """Raise a ValueError naming the first argument that is not > 0."""
+    for name, value in values.items():
+        if value is None or value <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def check_heads(dim: int, num_heads: int) -> int:
+    """Validate ``dim``/``num_heads`` and return the per-head size."""
+    check_positive(dim=dim, num_heads=num_heads)
+    if dim % num_heads != 0:
+        raise ValueError(
+            f"dim ({dim}) must be divisible by num_heads ({num_heads}); "
+            f"pick num_heads among the divisors of {dim}"
+        )
+    return dim // num_heads
+
+
+def check_sequence_input(x: torch.Tensor, dim: int, mask: Optional[torch.Tensor], name: str = "x") -> None:
+    """Validate a ``(B, N, D)`` input and its optional ``(B, N)`` boolean mask."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must have shape (batch, seq_len, dim), got {shape}")
+    if x.shape[-1] != dim:
+        raise ValueError(f"{name} has feature size {x.shape[-1]} but the module was built with dim={dim}")
+    if mask is not None:
+        if mask.shape != x.shape[:2]:
+            raise ValueError(
+                f"mask must have shape (batch, seq_len) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}"
+            )
+        if mask.dtype != torch.bool:
+            raise ValueError(f"mask must be a bool tensor (True = real token), got dtype {mask.dtype}")
+
+
+class SequenceMixer(nn.Module):
+    """Base class of the swappable long-range mechanisms.
+
+    Subclasses implement :meth:`mix` on validated inputs; :meth:`forward`
+    validates, calls it, and zeroes padded positions.
+
+    Attributes:
+        causal: whether token ``i`` only sees tokens ``<= i``.
+        supports_causal: whether the mechanism has a causal mode at all.
+    """
+
+    registry_name: ClassVar[str] = ""
+    supports_causal: ClassVar[bool] = False
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, causal: bool = False) -> None:
+        super().__init__()
+        self.head_dim = check_heads(dim, num_heads)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if causal and not self.supports_causal:
+            raise ValueError(f"{type(self).__name__} has no causal mode; set causal=false")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        check_sequence_input(x, self.dim, mask)
+        out = self.mix(x, mask)
+        if mask is not None:
+            out = out.masked_fill(~mask.unsqueeze(-1), 0.0)
+        return out
+
+    def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}, causal={self.causal}"

@@ -1,0 +1,177 @@
+"""What every data choice hands the model: samples, a collate function, a tokenizer and an answer vocabulary.
+
+A dataset yields :class:`Sample` dicts::
+
+    {"frames": Tensor,        # (T, C, H, W) float pixels in [0, 1]  or  (T, F) float features
+     "caption": str,          # may be "" when the data has no captions
+     "question": str,         # may be "" when the data has no questions
+     "answer": str | None,    # None when the sample has no QA label
+     "video_id": str}
+
+and :meth:`VideoTextDataModule.collate` turns a list of them into a :class:`Batch` dict::
+
+    frames        (B, T, C, H, W) or (B, T, F)   zero-padded to the longest video of the batch
+    frame_mask    (B, T) bool                    True on real frames
+    caption_ids   (B, Lc) long, caption_mask  (B, Lc) bool
+    question_ids  (B, Lq) long, question_mask (B, Lq) bool
+    answer        (B,) long                      IGNORE_INDEX where a sample has no answer
+    video_id      list[str]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence, TypedDict
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hierarchicalvlm.text import WordTokenizer
+
+IGNORE_INDEX = -100
+
+
+class Sample(TypedDict):
+    frames: torch.Tensor
+    caption: str
+    question: str
+    answer: Optional[str]
+    video_id: str
+
+
+Batch = dict[str, Any]
+
+
+def pad_frames(frames: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack videos of different lengths: zero-pad along time and return ``(frames, frame_mask)``."""
+    lengths = [f.shape[0] for f in frames]
+    out = frames[0].new_zeros((len(frames), max(lengths), *frames[0].shape[1:]))
+    mask = torch.zeros(len(frames), max(lengths), dtype=torch.bool)
+    for i, (f, n) in enumerate(zip(frames, lengths)):
+        out[i, :n] = f
+        mask[i, :n] = True
+    return out, mask
+
+
+class VideoTextDataModule(L.LightningDataModule):
+    """Base class of the data choices.
+
+    Subclasses implement :meth:`build_splits` (returning train/val/test datasets of
+    :class:`Sample`) and :meth:`input_spec`; this class builds the tokenizer and the
+    answer vocabulary from the training split, owns the collate function and the loaders,
+    and saves/loads the vocabularies so evaluation of a checkpoint sees the same ids.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        max_text_length: int = 32,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.max_text_length = max_text_length
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.tokenizer: Optional[WordTokenizer] = None
+        self.answers: list[str] = []
+        self.splits: dict[str, Dataset] = {}
+
+    # --- to implement -------------------------------------------------------------------------
+    def build_splits(self) -> dict[str, Dataset]:
+        """Return ``{"train": ds, "val": ds, "test": ds}`` of :class:`Sample`."""
+        raise NotImplementedError
+
+    def input_spec(self) -> dict[str, Any]:
+        """What the model's input adapter needs: ``{"kind": "pixels", "frame_shape": (C, H, W)}``
+        or ``{"kind": "features", "feature_dim": F}``, plus ``"max_frames"``."""
+        raise NotImplementedError
+
+    def texts_for_vocab(self) -> tuple[list[str], list[str]]:
+        """Texts (captions + questions) and answers of the training split, for the vocabularies.
+
+        Subclasses with annotations in memory should override this to avoid decoding any video."""
+        train = self.splits["train"]
+        samples = [train[i] for i in range(len(train))]
+        texts = [s["caption"] for s in samples] + [s["question"] for s in samples]
+        return texts, [s["answer"] for s in samples if s["answer"] is not None]
+
+    # --- shared machinery ---------------------------------------------------------------------
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.splits:
+            return
+        self.splits = self.build_splits()
+        if self.tokenizer is None:
+            texts, answers = self.texts_for_vocab()
+            self.tokenizer = WordTokenizer.build(texts)
+            self.answers = sorted(set(answers))
+
+    def model_inputs(self) -> dict[str, Any]:
+        """Everything the model must know about the data to be built."""
+        self.setup()
+        assert self.tokenizer is not None
+        return {**self.input_spec(), "vocab_size": self.tokenizer.vocab_size, "num_answers": max(1, len(self.answers))}
+
+    def collate(self, samples: list[Sample]) -> Batch:
+        assert self.tokenizer is not None, "call setup() before building loaders"
+        frames, frame_mask = pad_frames([s["frames"] for s in samples])
+        caption_ids, caption_mask = self.tokenizer.batch_encode([s["caption"] for s in samples], self.max_text_length)
+        question_ids, question_mask = self.tokenizer.batch_encode([s["question"] for s in samples], self.max_text_length)
+        answer_index = {a: i for i, a in enumerate(self.answers)}
+        answer = torch.tensor(
+            [answer_index.get(s["answer"], IGNORE_INDEX) if s["answer"] is not None else IGNORE_INDEX for s in samples],
+            dtype=torch.long,
+        )
+        return {
+            "frames": frames,
+            "frame_mask": frame_mask,
+            "caption_ids": caption_ids,
+            "caption_mask": caption_mask,
+            "question_ids": question_ids,
+            "question_mask": question_mask,
+            "answer": answer,
+            "video_id": [s["video_id"] for s in samples],
+        }
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.setup()
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            drop_last=shuffle and len(self.splits[split]) > self.batch_size,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    # --- vocabularies travel with checkpoints -------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"vocab": self.tokenizer.vocab if self.tokenizer else None, "answers": self.answers}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("vocab"):
+            self.tokenizer = WordTokenizer(state["vocab"])
+            self.answers = list(state["answers"])
+
+    def save_vocab(self, directory: str | Path) -> None:
+        """Write ``tokenizer.json`` and ``answers.txt`` next to the checkpoints."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        assert self.tokenizer is not None
+        self.tokenizer.save(directory / "tokenizer.json")
+        (directory / "answers.txt").write_text("\n".join(self.answers) + "\n")
