@@ -1,0 +1,47 @@
+# The two set-up commands of the README: `make train` and `make test`. Both create .venv and install on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Without an NVIDIA GPU take the small CPU build of torch (torch 2.13.0 lies on disk on our machines);
+# with one, let pip resolve the normal CUDA build. Override: make install TORCH_SPEC='torch==2.5.1'.
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+TORCH_SPEC ?= $(if $(HAS_GPU),torch>=2.4,torch==2.13.0)
+STAMP := $(VENV)/.installed
+# lets tests run with or without a local wandb account, never touching the network
+export WANDB_MODE ?= offline
+
+.PHONY: install train test test-fast report bench clean help
+
+help:
+	@echo "make train   - install (first time) and train on the embedded default data"
+	@echo "make test    - install (first time) and run the test suite"
+	@echo "make report  - tables and plots of the latest multirun sweep (SWEEP=path to choose one)"
+	@echo "make bench   - attention benchmark over sequence length (CPU sizes)"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	# one command, so pip keeps the torch build named here while resolving the rest
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(PY) train.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+report: $(STAMP)
+	$(PY) scripts/ablation_report.py $(or $(SWEEP),--latest)
+
+bench: $(STAMP)
+	$(PY) scripts/bench_attention.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

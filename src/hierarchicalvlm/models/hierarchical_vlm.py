@@ -1,0 +1,95 @@
+"""The whole network: hierarchical video encoder + text encoder + the two objectives' heads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hierarchicalvlm.data.base import IGNORE_INDEX
+
+from .text_encoder import TextEncoder
+from .video_encoder import AttentionFactory, HierarchicalVideoEncoder
+
+
+@dataclass
+class VLMOutput:
+    qa_logits: torch.Tensor  # (B, num_answers)
+    video_embedding: torch.Tensor  # (B, E) unit-norm
+    text_embedding: torch.Tensor  # (B, E) unit-norm
+    logit_scale: torch.Tensor  # scalar, exp of the learned temperature
+
+
+class HierarchicalVLM(nn.Module):
+    """Video-language model whose long-range level uses a pluggable attention mechanism.
+
+    Args:
+        inputs: what the data module reports (``DataModule.model_inputs()``): input kind and shape,
+            ``vocab_size`` and ``num_answers``.
+        attention: factory ``attention(dim=..., num_heads=...)`` for the level-2 mixers (from ``conf/attention``).
+    """
+
+    def __init__(
+        self,
+        inputs: dict[str, Any],
+        attention: AttentionFactory,
+        dim: int = 64,
+        num_heads: int = 4,
+        patch_size: int = 4,
+        level1_depth: int = 1,
+        level2_depth: int = 2,
+        text_depth: int = 1,
+        memory_enabled: bool = True,
+        clip_frames: int = 4,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.0,
+        embed_dim: int = 64,
+        max_text_length: int = 64,
+        activation_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.video = HierarchicalVideoEncoder(
+            inputs, attention, dim=dim, num_heads=num_heads, patch_size=patch_size,
+            level1_depth=level1_depth, level2_depth=level2_depth, memory_enabled=memory_enabled,
+            clip_frames=clip_frames, mlp_ratio=mlp_ratio, dropout=dropout,
+            activation_checkpointing=activation_checkpointing,
+        )
+        self.text = TextEncoder(inputs["vocab_size"], dim, num_heads, text_depth, max_text_length, mlp_ratio, dropout)
+        self.video_proj = nn.Linear(dim, embed_dim)
+        self.text_proj = nn.Linear(dim, embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1/0.07), CLIP's initial temperature
+        self.qa_head = nn.Sequential(
+            nn.LayerNorm(2 * dim), nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, inputs["num_answers"])
+        )
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.video.tokens_per_frame
+
+    def forward(self, batch: dict[str, Any]) -> VLMOutput:
+        question = self.text(batch["question_ids"], batch["question_mask"])
+        encoded = self.video(batch["frames"], batch["frame_mask"], question)
+        caption = self.text(batch["caption_ids"], batch["caption_mask"])
+        return VLMOutput(
+            qa_logits=self.qa_head(torch.cat([encoded.qa, question], dim=-1)),
+            video_embedding=F.normalize(self.video_proj(encoded.video), dim=-1),
+            text_embedding=F.normalize(self.text_proj(caption), dim=-1),
+            logit_scale=self.logit_scale.clamp(max=4.6052).exp(),  # temperature >= 0.01
+        )
+
+
+def contrastive_loss(video: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over the batch: the i-th video matches the i-th caption."""
+    logits = scale * video @ text.t()
+    target = torch.arange(len(video), device=video.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+def qa_loss(logits: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the answer vocabulary; samples without an answer are ignored (0 if none has one)."""
+    if (answer != IGNORE_INDEX).any():
+        return F.cross_entropy(logits.float(), answer, ignore_index=IGNORE_INDEX)
+    return logits.sum() * 0.0

@@ -1,0 +1,139 @@
+"""LightningModule: objectives, metrics, optimiser and schedule around :class:`HierarchicalVLM`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from hierarchicalvlm.data.base import IGNORE_INDEX
+
+from .hierarchical_vlm import HierarchicalVLM, contrastive_loss, qa_loss
+from .metrics import CrossModalRecall
+from .video_encoder import AttentionFactory
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine decay to ``min_ratio``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class HierarchicalVLMModule(L.LightningModule):
+    """Trains the video-language model on QA + video-text contrastive objectives.
+
+    Args:
+        net: keyword arguments of :class:`HierarchicalVLM` (dims, depths, memory level…).
+        inputs: the data module's ``model_inputs()``.
+        attention: the level-2 attention factory (from ``conf/attention/<name>.yaml``).
+        optimizer: AdamW settings (lr, weight_decay, betas).
+        scheduler: warm-up steps and the final learning-rate ratio of the cosine decay.
+        loss: weights of the QA and contrastive objectives.
+        compile: wrap the network in ``torch.compile``.
+    """
+
+    def __init__(
+        self,
+        net: dict[str, Any],
+        inputs: dict[str, Any],
+        attention: AttentionFactory,
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any],
+        loss: dict[str, float],
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["attention"])
+        self.net = HierarchicalVLM(inputs, attention, **net)
+        self.compile_net = compile
+        num_answers = inputs["num_answers"]
+        for stage in ("val", "test"):
+            setattr(self, f"{stage}_acc", MulticlassAccuracy(num_answers, average="micro", ignore_index=IGNORE_INDEX))
+            setattr(self, f"{stage}_recall", CrossModalRecall())
+        self.train_loss = MeanMetric()
+        self.skipped_samples = 0
+
+    def configure_model(self) -> None:
+        if self.compile_net and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
+            self.net = torch.compile(self.net, dynamic=False)
+
+    def long_range_tokens(self, batch: dict[str, Any]) -> int:
+        """Tokens through the long-range level in this batch (padding included: it is computed on)."""
+        frames = batch["frames"]
+        return int(frames.shape[0] * frames.shape[1] * self.net.tokens_per_frame)
+
+    def forward(self, batch: dict[str, Any]):
+        return self.net(batch)
+
+    def _losses(self, batch: dict[str, Any]):
+        out = self.net(batch)
+        qa = qa_loss(out.qa_logits, batch["answer"])
+        contrastive = contrastive_loss(out.video_embedding, out.text_embedding, out.logit_scale)
+        weights = self.hparams.loss
+        total = weights["qa_weight"] * qa + weights["contrastive_weight"] * contrastive
+        return out, total, qa, contrastive
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out, total, qa, contrastive = self._losses(batch)
+        bs = batch["frames"].shape[0]
+        self.log_dict(
+            {"train/loss": total, "train/qa_loss": qa, "train/contrastive_loss": contrastive},
+            prog_bar=False, batch_size=bs,
+        )
+        self.log("train/loss_step", total, prog_bar=True, batch_size=bs, logger=False)
+        if batch.get("num_skipped"):
+            self.skipped_samples += int(batch["num_skipped"])
+            self.log("data/skipped_samples", float(self.skipped_samples), batch_size=bs)
+        return total
+
+    def _eval_step(self, stage: str, batch: dict[str, Any]) -> None:
+        out, total, qa, contrastive = self._losses(batch)
+        acc: MulticlassAccuracy = getattr(self, f"{stage}_acc")
+        acc.update(out.qa_logits, batch["answer"])
+        getattr(self, f"{stage}_recall").update(out.video_embedding, out.text_embedding)
+        bs = batch["frames"].shape[0]
+        self.log(f"{stage}/loss", total, batch_size=bs, sync_dist=True)
+        self.log(f"{stage}/qa_acc", acc, batch_size=bs, prog_bar=True)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        recall = getattr(self, f"{stage}_recall")
+        self.log_dict({f"{stage}/{k}": v for k, v in recall.compute().items()})
+        recall.reset()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, param in self.net.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim < 2 or "pos" in name or "summary" in name else decay).append(param)
+        opt_cfg = self.hparams.optimizer
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": opt_cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=opt_cfg["lr"],
+            betas=tuple(opt_cfg.get("betas", (0.9, 0.999))),
+        )
+        sched_cfg = self.hparams.scheduler
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(int(sched_cfg["warmup_steps"]), max(1, total // 10))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, warmup, total, float(sched_cfg.get("min_lr_ratio", 0.05)))
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,172 @@
+"""The video side: frames -> patch tokens -> level 1 (within a frame) -> level 2 (the whole video) -> memory level.
+
+Level 2 is where the sequence is long (``num_frames x tokens_per_frame``) and where the configured
+attention mechanism does its work; everything else uses plain full attention over short sequences.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+from einops import rearrange, repeat
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from hierarchicalvlm.attention import AttentionBlock, CrossMemoryAttention, FullAttention, SequenceMixer
+
+AttentionFactory = Callable[..., SequenceMixer]
+
+
+@dataclass
+class EncodedVideo:
+    """Output of the video encoder.
+
+    tokens: (B, N, D) long-level tokens after the memory level; mask: (B, N) True on real tokens;
+    video: (B, D) question-free summary (for contrastive learning); qa: (B, D) question-conditioned summary.
+    """
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    video: torch.Tensor
+    qa: torch.Tensor
+
+
+def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Fixed sin/cos embedding of integer positions: works for any video length, no table to outgrow."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=positions.device, dtype=torch.float32) / half)
+    angles = positions.float()[..., None] * freqs
+    emb = torch.cat([angles.sin(), angles.cos()], dim=-1)
+    return nn.functional.pad(emb, (0, dim - 2 * half))
+
+
+class PixelAdapter(nn.Module):
+    """Cut each (C, H, W) frame into non-overlapping patches and embed them: (B, T, C, H, W) -> (B, T, P, D)."""
+
+    def __init__(self, frame_shape: tuple[int, int, int], patch_size: int, dim: int) -> None:
+        super().__init__()
+        channels, height, width = frame_shape
+        if height % patch_size or width % patch_size:
+            raise ValueError(
+                f"model.net.patch_size ({patch_size}) must divide the frame size {height}x{width}; "
+                f"pick a divisor of {math.gcd(height, width)}"
+            )
+        self.tokens_per_frame = (height // patch_size) * (width // patch_size)
+        self.embed = nn.Conv2d(channels, dim, kernel_size=patch_size, stride=patch_size)
+        self.patch_pos = nn.Parameter(torch.zeros(self.tokens_per_frame, dim))
+        nn.init.trunc_normal_(self.patch_pos, std=0.02)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b = frames.shape[0]
+        patches = self.embed(rearrange(frames, "b t c h w -> (b t) c h w"))
+        return rearrange(patches, "(b t) d h w -> b t (h w) d", b=b) + self.patch_pos
+
+
+class FeatureAdapter(nn.Module):
+    """Project precomputed per-frame features to one token per frame: (B, T, F) -> (B, T, 1, D)."""
+
+    tokens_per_frame = 1
+
+    def __init__(self, feature_dim: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, dim))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.proj(features).unsqueeze(2)
+
+
+def make_input_adapter(inputs: dict[str, Any], patch_size: int, dim: int) -> nn.Module:
+    if inputs["kind"] == "pixels":
+        return PixelAdapter(tuple(inputs["frame_shape"]), patch_size, dim)
+    if inputs["kind"] == "features":
+        return FeatureAdapter(int(inputs["feature_dim"]), dim)
+    raise ValueError(f"unknown input kind {inputs['kind']!r}; the data module must report 'pixels' or 'features'")
+
+
+class HierarchicalVideoEncoder(nn.Module):
+    """Frames -> clips -> video.
+
+    Two summary tokens are appended after the frame tokens of level 2: ``[VID]`` (reads the video for
+    contrastive learning) and ``[QA]`` (starts from the question and reads the video for the answer).
+    They see the video only through the configured attention, so the mechanism's reach decides what
+    they can learn.
+    """
+
+    def __init__(
+        self,
+        inputs: dict[str, Any],
+        attention: AttentionFactory,
+        dim: int = 64,
+        num_heads: int = 4,
+        patch_size: int = 4,
+        level1_depth: int = 1,
+        level2_depth: int = 2,
+        memory_enabled: bool = True,
+        clip_frames: int = 4,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.0,
+        activation_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.clip_frames = clip_frames
+        self.activation_checkpointing = activation_checkpointing
+        self.adapter = make_input_adapter(inputs, patch_size, dim)
+        self.tokens_per_frame = self.adapter.tokens_per_frame
+        self.level1 = nn.ModuleList(
+            AttentionBlock(FullAttention(dim, num_heads, dropout), mlp_ratio, dropout) for _ in range(level1_depth)
+        )
+        self.level2 = nn.ModuleList(
+            AttentionBlock(attention(dim=dim, num_heads=num_heads), mlp_ratio, dropout) for _ in range(level2_depth)
+        )
+        self.memory = CrossMemoryAttention(dim, num_heads, dropout) if memory_enabled else None
+        self.summary_tokens = nn.Parameter(torch.zeros(2, dim))
+        self.question_in = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor, question: torch.Tensor) -> EncodedVideo:
+        x = self.adapter(frames)  # (B, T, P, D)
+        b, t, p, d = x.shape
+        x = x + sinusoidal_embedding(torch.arange(t, device=x.device), d)[None, :, None, :].to(x.dtype)
+
+        # Level 1: each frame on its own (short sequences, full attention).
+        x = rearrange(x, "b t p d -> (b t) p d")
+        for block in self.level1:
+            x = block(x)
+
+        # Level 2: every token of the video in one long sequence, plus the two summary tokens.
+        x = rearrange(x, "(b t) p d -> b (t p) d", b=b)
+        mask = repeat(frame_mask, "b t -> b (t p)", p=p)
+        summaries = repeat(self.summary_tokens, "s d -> b s d", b=b).clone()
+        summaries[:, 1] = summaries[:, 1] + self.question_in(question)
+        x = torch.cat([x, summaries.to(x.dtype)], dim=1)
+        mask = torch.cat([mask, mask.new_ones(b, 2)], dim=1)
+        for block in self.level2:
+            if self.activation_checkpointing and self.training:
+                x = checkpoint(block, x, mask, use_reentrant=False)
+            else:
+                x = block(x, mask)
+
+        # Memory level: every token reads a bank of clip summaries (mean of each clip's tokens).
+        if self.memory is not None:
+            memory, memory_mask = self.clip_summaries(x[:, :-2], mask[:, :-2], t, p)
+            x = self.memory(x, memory, local_mask=mask, memory_mask=memory_mask)
+        x = self.norm(x)
+        return EncodedVideo(tokens=x[:, :-2], mask=mask[:, :-2], video=x[:, -2], qa=x[:, -1])
+
+    def clip_summaries(
+        self, tokens: torch.Tensor, mask: torch.Tensor, frames: int, per_frame: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean of the real tokens of each clip of ``clip_frames`` frames: (B, num_clips, D) and its mask."""
+        clip = min(self.clip_frames, frames)
+        pad = (-frames) % clip
+        tokens = nn.functional.pad(tokens, (0, 0, 0, pad * per_frame))
+        mask = nn.functional.pad(mask, (0, pad * per_frame))
+        tokens = rearrange(tokens, "b (c n) d -> b c n d", n=clip * per_frame)
+        weights = rearrange(mask, "b (c n) -> b c n", n=clip * per_frame).to(tokens.dtype)
+        count = weights.sum(-1, keepdim=True)
+        summary = (tokens * weights.unsqueeze(-1)).sum(2) / count.clamp(min=1)
+        return summary, count.squeeze(-1) > 0

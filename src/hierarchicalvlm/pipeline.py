@@ -1,0 +1,91 @@
+"""One training/evaluation job from a composed Hydra config: validate, build, fit, test, report."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from hierarchicalvlm.data.base import VideoTextDataModule
+from hierarchicalvlm.utils.checkpoint_io import AtomicCheckpointIO
+from hierarchicalvlm.utils.config_checks import validate_config
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_group(group: Optional[DictConfig]) -> list[Any]:
+    """Instantiate every entry of a dict-of-configs group (callbacks, loggers)."""
+    if not group:
+        return []
+    return [instantiate(entry) for entry in group.values() if isinstance(entry, DictConfig) and "_target_" in entry]
+
+
+def restore_vocab(datamodule: VideoTextDataModule, ckpt_path: Optional[str]) -> None:
+    """Load the checkpoint's vocabularies into the data module so ids match the trained model."""
+    if not ckpt_path:
+        return
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    state = checkpoint.get(type(datamodule).__qualname__)
+    if state:
+        datamodule.load_state_dict(state)
+
+
+def build(cfg: DictConfig) -> tuple[VideoTextDataModule, L.LightningModule, L.Trainer]:
+    """Data module, model and trainer of a validated config."""
+    datamodule: VideoTextDataModule = instantiate(cfg.data)
+    restore_vocab(datamodule, cfg.get("ckpt_path"))
+    inputs = datamodule.model_inputs()
+    model = instantiate(cfg.model, inputs=inputs, attention=instantiate(cfg.attention), _recursive_=False)
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=instantiate_group(cfg.get("callbacks")),
+        logger=instantiate_group(cfg.get("logger")) or False,
+        plugins=[AtomicCheckpointIO()],
+    )
+    return datamodule, model, trainer
+
+
+def log_config(trainer: L.Trainer, model: L.LightningModule, cfg: DictConfig) -> None:
+    params = OmegaConf.to_container(cfg, resolve=True)
+    params["num_params"] = sum(p.numel() for p in model.parameters())
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params)
+
+
+def metrics_of(trainer: L.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Train and/or test as the config says; return the final metrics."""
+    validate_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer = build(cfg)
+    log_config(trainer, model, cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule.save_vocab(output_dir / "checkpoints")
+
+    metrics: dict[str, float] = {}
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics.update(metrics_of(trainer))
+    if cfg.get("test", False):
+        ckpt = cfg.get("ckpt_path") if not cfg.get("train", True) else best_checkpoint(trainer)
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
+        metrics.update(metrics_of(trainer))
+    return metrics
+
+
+def best_checkpoint(trainer: L.Trainer) -> Optional[str]:
+    """The best checkpoint of this run, or None (test the weights in memory) when none was written."""
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.best_model_path and os.path.exists(callback.best_model_path):
+        return callback.best_model_path
+    return None

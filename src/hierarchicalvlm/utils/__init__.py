@@ -1,0 +1,1 @@
+"""Small shared utilities: config resolvers, config checks, distributed helpers."""

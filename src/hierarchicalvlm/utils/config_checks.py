@@ -1,0 +1,122 @@
+"""Validate a composed config before anything is built: one clear error naming the field and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+
+class ConfigError(ValueError):
+    """A mistake in the composed configuration, reported before any compute."""
+
+
+def _require_positive(cfg: DictConfig, *fields: str) -> None:
+    for field in fields:
+        value = OmegaConf.select(cfg, field, default=None)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(f"{field} must be a positive number, got {value!r}; set e.g. {field}=1")
+
+
+def _require_non_negative(cfg: DictConfig, *fields: str) -> None:
+    for field in fields:
+        value = OmegaConf.select(cfg, field, default=None)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise ConfigError(f"{field} must be an integer >= 0, got {value!r}")
+
+
+def tokens_per_frame(cfg: DictConfig) -> int | None:
+    """Level-2 tokens per frame implied by the config (None when the data kind is not known statically)."""
+    frame_size = OmegaConf.select(cfg, "data.frame_size", default=None)
+    if OmegaConf.select(cfg, "data.feature_root", default=None) is not None:
+        return 1
+    if frame_size is None:
+        return None
+    patch = cfg.model.net.patch_size
+    if frame_size % patch:
+        raise ConfigError(
+            f"model.net.patch_size ({patch}) must divide data.frame_size ({frame_size}); "
+            f"choose a divisor of {frame_size}"
+        )
+    return (frame_size // patch) ** 2
+
+
+def _check_resolvable(cfg: DictConfig) -> None:
+    """Every mandatory value (``???``) is set and every interpolation resolves."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        key = getattr(err, "full_key", None) or str(err)
+        raise ConfigError(f"{key} is required but not set; pass it on the command line, e.g. {key}=/path/to/it") from None
+
+
+def _check_paths(cfg: DictConfig) -> None:
+    """Data paths named in the config exist (fields ending in _root, annotations, *_annotations)."""
+    data = cfg.get("data") or {}
+    for key, value in data.items():
+        is_path_field = key.endswith("_root") or key.endswith("annotations") or key == "annotations"
+        if is_path_field and value not in (None, "") and not Path(str(value)).exists():
+            raise ConfigError(f"data.{key} points to {value!r}, which does not exist; fix the path (data.{key}=...)")
+
+
+def _check_attention(cfg: DictConfig, seq_len: int | None) -> None:
+    """Build one attention layer on the meta device: its own argument checks run without any compute."""
+    attention_cfg = cfg.attention
+    for field in ("stride", "window_size"):
+        value = attention_cfg.get(field)
+        if value is not None and seq_len is not None and isinstance(value, int) and value > 0 and value >= seq_len:
+            raise ConfigError(
+                f"attention.{field}={value} does not fit the level-2 sequence of {seq_len} tokens "
+                f"(data.num_frames x tokens per frame); use attention.{field} < {seq_len} or more frames"
+            )
+    try:
+        with torch.device("meta"):
+            instantiate(attention_cfg)(dim=cfg.model.net.dim, num_heads=cfg.model.net.num_heads)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"attention: {err} (fix it with attention.<argument>=... on the command line)") from None
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first mistake found in ``cfg``."""
+    _check_resolvable(cfg)
+    net = cfg.model.net
+    _require_positive(
+        cfg, "model.net.dim", "model.net.num_heads", "model.net.patch_size", "model.net.level2_depth",
+        "model.net.clip_frames", "model.net.embed_dim", "model.net.mlp_ratio", "model.optimizer.lr",
+        "data.num_frames", "data.frame_size", "data.batch_size", "data.max_text_length",
+    )
+    _require_non_negative(cfg, "model.net.level1_depth", "model.net.text_depth", "data.num_workers")
+    if net.dim % net.num_heads:
+        divisors = [h for h in range(1, net.dim + 1) if net.dim % h == 0 and h <= 32]
+        raise ConfigError(
+            f"model.net.dim ({net.dim}) must be divisible by model.net.num_heads ({net.num_heads}); "
+            f"use num_heads in {divisors}"
+        )
+    per_frame = tokens_per_frame(cfg)
+    frames = OmegaConf.select(cfg, "data.num_frames", default=None) or OmegaConf.select(cfg, "data.max_frames", default=None)
+    seq_len = per_frame * frames if per_frame and frames else None
+    _check_attention(cfg, seq_len)
+    _check_paths(cfg)
+    if cfg.get("train") is False and cfg.get("test") and not cfg.get("ckpt_path"):
+        raise ConfigError("train=false test=true evaluates a checkpoint: set ckpt_path=/path/to/file.ckpt")
+    if cfg.get("ckpt_path") and not Path(str(cfg.ckpt_path)).exists():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r} does not exist; point it at a .ckpt file")
+
+
+def summarize(cfg: DictConfig) -> dict[str, Any]:
+    """The few facts that identify a run: attention, frames, level-2 length, seed."""
+    from hydra.core.hydra_config import HydraConfig
+
+    attention = HydraConfig.get().runtime.choices.get("attention") if HydraConfig.initialized() else None
+    per_frame = tokens_per_frame(cfg)
+    frames = OmegaConf.select(cfg, "data.num_frames", default=None)
+    return {
+        "attention": attention or str(cfg.attention.get("_target_", "?")).rsplit(".", 1)[-1],
+        "num_frames": frames,
+        "seq_len": per_frame * frames if per_frame and frames else None,
+        "seed": cfg.get("seed"),
+    }

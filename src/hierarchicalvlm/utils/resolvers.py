@@ -1,0 +1,51 @@
+"""OmegaConf resolvers used by the configs (``${hvlm.auto_precision:}`` …). Registered on import."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from omegaconf import OmegaConf
+
+
+def auto_precision() -> str:
+    """bf16 mixed precision where the GPU supports it, full fp32 elsewhere (CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def wandb_offline() -> bool:
+    """Offline unless the user asked for online mode or provided an API key: never block on the network."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("online", "run"):
+        return False
+    if mode in ("offline", "dryrun", "disabled"):
+        return True
+    return not os.environ.get("WANDB_API_KEY")
+
+
+def run_name() -> str:
+    """``<attention>-<frames>f-s<seed>`` from the Hydra choices and overrides, for loggers' run names."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return "run"
+    hc = HydraConfig.get()
+    attention = hc.runtime.choices.get("attention", "attention")
+    overrides = dict(o.split("=", 1) for o in hc.overrides.task if "=" in o and not o.startswith("~"))
+    parts = [attention]
+    if "data.num_frames" in overrides:
+        parts.append(f"{overrides['data.num_frames']}f")
+    if "seed" in overrides:
+        parts.append(f"s{overrides['seed']}")
+    return "-".join(parts)
+
+
+def register_resolvers() -> None:
+    for name, fn in {"auto_precision": auto_precision, "wandb_offline": wandb_offline, "run_name": run_name}.items():
+        if not OmegaConf.has_resolver(f"hvlm.{name}"):
+            OmegaConf.register_new_resolver(f"hvlm.{name}", fn)
+
+
+register_resolvers()

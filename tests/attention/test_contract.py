@@ -1,0 +1,104 @@
+"""The shared contract every attention choice must honour; a new conf/attention/<name>.yaml is picked up here.
+
+Each mechanism is built from its YAML (as the model builds it) at tiny sizes, then checked for shapes, padding,
+gradients, causality where it claims it, and clear errors on bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from hierarchicalvlm.attention import ATTENTION_REGISTRY, SequenceMixer
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "attention"
+NAMES = sorted(p.stem for p in CONF.glob("*.yaml"))
+DIM, HEADS = 32, 4
+
+
+def build(name: str, **overrides) -> SequenceMixer:
+    cfg = OmegaConf.load(CONF / f"{name}.yaml")
+    # keep the sparse patterns non-trivial at the tiny lengths used here
+    for key, small in (("window_size", 6), ("num_global_tokens", 2), ("num_features", 64), ("chunk_size", 8)):
+        if key in cfg:
+            cfg[key] = small if key != "num_global_tokens" or cfg[key] else 0
+    for key, value in overrides.items():
+        cfg[key] = value
+    torch.manual_seed(0)
+    return instantiate(cfg)(dim=DIM, num_heads=HEADS).eval()
+
+
+def test_every_yaml_names_a_registered_mechanism() -> None:
+    for name in NAMES:
+        mixer = build(name)
+        assert type(mixer) in ATTENTION_REGISTRY.values(), f"{name}.yaml builds an unregistered class"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shape_and_finite(name: str) -> None:
+    x = torch.randn(2, 37, DIM)
+    out = build(name)(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_padding_never_changes_real_tokens(name: str) -> None:
+    mixer = build(name)
+    x = torch.randn(1, 23, DIM)
+    reference = mixer(x)
+    padded = torch.cat([x, 100 * torch.randn(1, 9, DIM)], dim=1)
+    mask = torch.zeros(1, 32, dtype=torch.bool)
+    mask[:, :23] = True
+    out = mixer(padded, mask)
+    torch.testing.assert_close(out[:, :23], reference, rtol=1e-4, atol=1e-5)
+    assert (out[:, 23:] == 0).all(), "outputs at padded positions must be zero"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_rows_are_independent_and_mask_per_row(name: str) -> None:
+    mixer = build(name)
+    x = torch.randn(2, 19, DIM)
+    mask = torch.ones(2, 19, dtype=torch.bool)
+    mask[1, 11:] = False
+    out = mixer(x, mask)
+    torch.testing.assert_close(out[0], mixer(x[:1])[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out[1, :11], mixer(x[1:, :11])[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_inputs_and_parameters(name: str) -> None:
+    mixer = build(name).train()
+    x = torch.randn(2, 21, DIM, requires_grad=True)
+    mask = torch.ones(2, 21, dtype=torch.bool)
+    mask[0, 15:] = False
+    mixer(x, mask).square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert x.grad[0, 15:].abs().max() == 0, "padded inputs must get no gradient"
+    for pname, param in mixer.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), f"no/invalid gradient for {pname}"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if ATTENTION_REGISTRY[build(n).registry_name].supports_causal])
+def test_causal_mode_never_looks_ahead(name: str) -> None:
+    mixer = build(name, causal=True)
+    x = torch.randn(1, 30, DIM)
+    y = x.clone()
+    y[:, 17:] = torch.randn(1, 13, DIM)
+    torch.testing.assert_close(mixer(x)[:, :17], mixer(y)[:, :17], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_inputs_raise_clear_errors(name: str) -> None:
+    mixer = build(name)
+    with pytest.raises(ValueError, match="shape"):
+        mixer(torch.randn(4, DIM))
+    with pytest.raises(ValueError, match="dim"):
+        mixer(torch.randn(1, 8, DIM + 1))
+    with pytest.raises(ValueError, match="mask"):
+        mixer(torch.randn(1, 8, DIM), torch.ones(1, 9, dtype=torch.bool))
+    with pytest.raises(ValueError, match="divisible"):
+        instantiate(OmegaConf.load(CONF / f"{name}.yaml"))(dim=30, num_heads=4)

@@ -1,0 +1,71 @@
+"""Shared fixtures: compose the real Hydra config in-process, with every output under a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+import hierarchicalvlm.utils.resolvers  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+# Tiny, fast settings for end-to-end runs on a 2-core CPU.
+TINY = [
+    "data.num_frames=8",
+    "data.num_train=32",
+    "data.num_val=16",
+    "data.num_test=16",
+    "data.batch_size=8",
+    "model.net.dim=32",
+    "model.net.num_heads=2",
+    "model.net.embed_dim=16",
+    "trainer.accelerator=cpu",
+    "trainer.precision=32-true",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+]
+
+
+def compose_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose conf/train.yaml like `python train.py <overrides>` would, outputs under ``output_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(ROOT)
+        cfg.paths.log_dir = str(output_dir / "logs")
+        cfg.paths.output_dir = str(output_dir)
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+        cfg.hydra.runtime.cwd = str(ROOT)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    def factory(*overrides: str, tiny: bool = True) -> DictConfig:
+        return compose_config([*(TINY if tiny else []), *overrides], tmp_path)
+
+    yield factory
+    GlobalHydra.instance().clear()
+
+
+def run_train_py(args: list[str], cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python train.py <args>`` in a subprocess (the real entry point, Hydra and all)."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,43 @@
+"""Every choice of every config group composes, and the attention group is the one place the mechanism is chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import MissingConfigException
+from hydra.utils import instantiate
+
+from hierarchicalvlm.attention import SequenceMixer
+
+from .conftest import CONF, compose_config
+
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in {"hydra", "paths"})
+CHOICES = [(group, f.stem) for group in GROUPS for f in sorted((CONF / group).glob("*.yaml"))]
+ATTENTIONS = sorted(f.stem for f in (CONF / "attention").glob("*.yaml"))
+
+
+@pytest.mark.parametrize(("group", "choice"), CHOICES, ids=[f"{g}={c}" for g, c in CHOICES])
+def test_every_choice_composes(group: str, choice: str, tmp_path: Path) -> None:
+    cfg = compose_config([f"{group}={choice}"], tmp_path)
+    assert cfg.hydra.runtime.choices[group] == choice
+
+
+@pytest.mark.parametrize("name", ATTENTIONS)
+def test_attention_choice_builds_a_sequence_mixer(name: str, tmp_path: Path) -> None:
+    cfg = compose_config([f"attention={name}"], tmp_path)
+    mixer = instantiate(cfg.attention)(dim=32, num_heads=4)
+    assert isinstance(mixer, SequenceMixer)
+
+
+def test_required_groups_are_present() -> None:
+    for group in ("attention", "model", "data", "trainer", "logger", "callbacks", "paths", "hydra", "experiment", "debug"):
+        assert (CONF / group).is_dir(), f"conf/{group} is missing"
+    assert {"full", "strided", "local_global", "performer", "mamba"} <= set(ATTENTIONS)
+
+
+def test_unknown_choice_names_the_group_and_the_options(tmp_path: Path) -> None:
+    with pytest.raises(MissingConfigException) as err:
+        compose_config(["attention=nope"], tmp_path)
+    message = str(err.value)
+    assert "attention/nope" in message and "full" in message

@@ -1,0 +1,103 @@
+"""End-to-end runs of the training pipeline on tiny shapes (CPU)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from hierarchicalvlm.pipeline import run
+from hierarchicalvlm.utils.config_checks import ConfigError
+
+from .conftest import CONF, run_train_py
+
+ATTENTIONS = sorted(f.stem for f in (CONF / "attention").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", ATTENTIONS)
+def test_fast_dev_run_trains_every_attention(name: str, make_cfg) -> None:
+    metrics = run(make_cfg(f"attention={name}", "debug=fdr", "logger=none"))
+    assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+
+
+def test_resume_continues_at_the_saved_step(make_cfg, tmp_path: Path) -> None:
+    run(make_cfg("debug=limit", "trainer.max_epochs=2", "test=false"))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    assert saved["global_step"] == 6 and saved["optimizer_states"] and saved["lr_schedulers"]
+
+    run(make_cfg("debug=limit", "trainer.max_epochs=3", "test=false", f"ckpt_path={last}"))
+    resumed = torch.load(last, map_location="cpu", weights_only=False)
+    assert resumed["global_step"] == 9 and resumed["epoch"] == 2
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "csv" / "metrics.csv")) if r.get("train/loss")]
+    assert steps and max(steps) >= 6
+
+
+def test_evaluate_a_checkpoint(make_cfg, tmp_path: Path) -> None:
+    run(make_cfg("debug=limit", "trainer.max_epochs=1", "test=false"))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    metrics = run(make_cfg("debug=limit", "train=false", "test=true", f"ckpt_path={ckpt}", "logger=none"))
+    assert 0.0 <= metrics["test/qa_acc"] <= 1.0 and "test/t2v_r1" in metrics
+
+
+def test_a_kill_during_save_keeps_the_last_checkpoint(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    run(make_cfg("debug=limit", "trainer.max_epochs=1", "test=false", "logger=none"))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+
+    def interrupted_save(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise KeyboardInterrupt("killed while saving")
+
+    from hierarchicalvlm.utils import checkpoint_io
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint_io.AtomicCheckpointIO().save_checkpoint({"x": 1}, last)
+    assert last.read_bytes() == before
+    assert not list(last.parent.glob("*.tmp"))
+
+
+BAD_INPUTS = {
+    "model.net.num_heads": (["model.net.dim=30", "model.net.num_heads=4"], "divisible"),
+    "data.num_frames": (["data.num_frames=0"], "data.num_frames"),
+    "data.batch_size": (["data.batch_size=-2"], "data.batch_size"),
+    "attention.stride": (["attention=strided", "attention.stride=4096"], "attention.stride"),
+    "attention.window_size": (["attention=local_global", "attention.window_size=100000"], "attention.window_size"),
+    "attention.num_features": (["attention=performer", "attention.num_features=0"], "num_features"),
+    "ckpt_path": (["ckpt_path=/nonexistent/last.ckpt"], "ckpt_path"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_clear_error_before_any_compute(case: str, make_cfg, monkeypatch) -> None:
+    overrides, expected = BAD_INPUTS[case]
+    import hierarchicalvlm.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "build", lambda cfg: pytest.fail("built objects despite a config error"))
+    with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
+        run(make_cfg(*overrides))
+
+
+def test_cli_reports_a_config_error_without_traceback(tmp_path: Path) -> None:
+    result = run_train_py(["model.net.dim=30", "model.net.num_heads=4", f"hydra.run.dir={tmp_path}"], timeout=120)
+    assert result.returncode == 2
+    assert "model.net.dim (30) must be divisible by model.net.num_heads (4)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_multirun_runs_two_jobs(tmp_path: Path) -> None:
+    from .conftest import TINY
+
+    result = run_train_py(
+        ["-m", "attention=full,local", "debug=limit", "trainer.max_epochs=1", "logger=csv", *TINY,
+         f"hydra.sweep.dir={tmp_path}"],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job in ("0", "1"):
+        assert (tmp_path / job / "checkpoints" / "last.ckpt").exists()
+        assert (tmp_path / job / ".hydra" / "config.yaml").exists()
