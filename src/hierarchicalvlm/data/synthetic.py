@@ -1,0 +1,369 @@
+"""The embedded default dataset: procedural videos of flashing shapes whose questions need long-range reasoning.
+
+Every video is a dark, lightly noisy clip in which single frames show one small coloured sprite
+(see :mod:`.synthetic_render`).  Each sample belongs to one task family, chosen uniformly:
+
+* ``count`` -- "how many times does a red object flash?": the counted events are spread evenly
+  over the whole video, one per frame, among distractors of other colours (or shapes).
+* ``order`` -- "does the red square appear before the blue plus?": two key objects shown once
+  each, at least ``T/3`` frames apart, with distractors (never the key objects) in between.
+* ``match`` -- "do the objects in the two white frames have the same colour?": a white-bordered
+  "needle" frame in the first half and a bordered "query" frame at least ``T/2`` frames later.
+
+The answer is drawn first (uniformly over the family's answers) and the video built to agree
+with it, so answers are balanced and independent of the question text; no single frame decides
+the answer.  Difficulty grows with the number of frames ``T``: more distractors (a fixed rate per
+frame), larger separations and gaps, and a count range of ``1..max_count(T)``.
+
+Sample ``i`` of a split is a pure function of ``(seed, split, i)`` and the configuration, built
+on the fly in ``__getitem__``, so it does not depend on DataLoader workers or access order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .base import Sample, VideoTextDataModule
+from .synthetic_render import COLOURS, MIN_FRAME_SIZE, SHAPES, SPRITES, MARGIN, Event, render_frames
+
+FAMILIES: tuple[str, ...] = ("count", "order", "match")
+SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+MIN_NUM_FRAMES = 8
+MAX_NOISE = 0.3
+
+NUMBERS: tuple[str, ...] = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+YES_NO: tuple[str, ...] = ("yes", "no")
+OBJECTS: tuple[tuple[str, str], ...] = tuple((c, s) for c in COLOURS for s in SHAPES)
+
+COUNT_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "colour": ("how many times does a {target} object flash?", "how many {target} objects appear in the video?"),
+    "shape": ("how many times does a {target} flash?", "how many times does a {target} appear in the video?"),
+}
+# (template, True when "yes" means the first-named object came first)
+ORDER_TEMPLATES: tuple[tuple[str, bool], ...] = (
+    ("does the {a} appear before the {b}?", True),
+    ("does the {a} appear after the {b}?", False),
+    ("is the {a} shown earlier than the {b}?", True),
+    ("is the {a} shown later than the {b}?", False),
+)
+MATCH_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "colour": (
+        "do the objects in the two white frames have the same colour?",
+        "is the object in the last bordered frame the same colour as the one in the first?",
+    ),
+    "shape": (
+        "do the objects in the two white frames have the same shape?",
+        "is the object in the last bordered frame the same shape as the one in the first?",
+    ),
+}
+CAPTION_CONNECTORS: tuple[str, ...] = ("then", "later", "next")
+MARK_PHRASE = "in a white frame"
+
+
+# --- how difficulty scales with the number of frames ------------------------------------------
+def max_count(num_frames: int) -> int:
+    """Largest answer of ``count``: 2 at T=8, +1 per doubling, capped at 9 (4 at T=32, 9 from T=1024)."""
+    return min(len(NUMBERS), 2 + (num_frames // MIN_NUM_FRAMES).bit_length() - 1)
+
+
+def min_order_separation(num_frames: int) -> int:
+    """Fewest frames between the two key objects of ``order``: a third of the video."""
+    return -(-num_frames // 3)
+
+
+def min_match_gap(num_frames: int) -> int:
+    """Fewest frames between the needle and the query frame of ``match``: half the video."""
+    return num_frames // 2
+
+
+def answers_for_family(family: str, num_frames: int) -> tuple[str, ...]:
+    """The answers a family can give at this length, each equally likely by construction."""
+    return NUMBERS[: max_count(num_frames)] if family == "count" else YES_NO
+
+
+def answer_vocabulary(tasks: Iterable[str]) -> list[str]:
+    """Every answer of the enabled families at ANY length, so checkpoints transfer across ``num_frames``."""
+    tasks = set(tasks)
+    return (list(NUMBERS) if "count" in tasks else []) + (list(YES_NO) if tasks & {"order", "match"} else [])
+
+
+def lexicon_texts() -> list[str]:
+    """Texts containing every word any question or caption can use (for the tokenizer)."""
+    colour, shape = COLOURS[0], SHAPES[0]
+    texts = [t.format(target=colour) for t in COUNT_TEMPLATES["colour"]]
+    texts += [t.format(target=shape) for t in COUNT_TEMPLATES["shape"]]
+    texts += [t.format(a=f"{colour} {shape}", b=f"{colour} {shape}") for t, _ in ORDER_TEMPLATES]
+    texts += [t for templates in MATCH_TEMPLATES.values() for t in templates]
+    texts += [" ".join(COLOURS), " ".join(SHAPES), f"a {colour} {shape} {MARK_PHRASE}, " + " ".join(CAPTION_CONNECTORS)]
+    return texts
+
+
+# --- configuration ---------------------------------------------------------------------------
+def _check_int(field: str, value: Any, minimum: int, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"data.{field} must be an integer >= {minimum}{why}, got {value!r}")
+
+
+def _check_range(field: str, value: Any, low: float, high: float, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"data.{field} must be a number in [{low}, {high}]{why}, got {value!r}")
+
+
+def _parse_tasks(tasks: Iterable[str] | str) -> tuple[str, ...]:
+    names = tuple(t.strip() for t in tasks.split(",")) if isinstance(tasks, str) else tuple(str(t) for t in tasks)
+    unknown = [t for t in names if t not in FAMILIES]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ValueError(
+            f"data.tasks must be a non-empty list of distinct task names among {list(FAMILIES)}, got {list(names)}"
+            + (f" (unknown: {unknown})" if unknown else "")
+        )
+    return names
+
+
+@dataclass(frozen=True)
+class SyntheticVideoSpec:
+    """What every synthetic video of a data module looks like (validated on construction)."""
+
+    num_frames: int = 32
+    frame_size: int = 16
+    tasks: tuple[str, ...] = FAMILIES
+    noise: float = 0.05
+    distractor_rate: float = 0.25
+    caption_events: int = 4
+
+    def __post_init__(self) -> None:
+        _check_int("num_frames", self.num_frames, MIN_NUM_FRAMES, " (shorter videos cannot spread events apart)")
+        _check_int("frame_size", self.frame_size, MIN_FRAME_SIZE, " (sprites need room inside the white border)")
+        object.__setattr__(self, "tasks", _parse_tasks(self.tasks))
+        _check_range("noise", self.noise, 0.0, MAX_NOISE, " (background noise must stay darker than the objects)")
+        _check_range("distractor_rate", self.distractor_rate, 0.0, 0.9, " (the expected share of frames with a distractor)")
+        _check_int("caption_events", self.caption_events, 1, " (events described per caption)")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything about one sample except its pixels: the events (sorted by frame) and the texts."""
+
+    family: str
+    question: str
+    answer: str
+    caption: str
+    events: tuple[Event, ...]
+
+    @property
+    def key_events(self) -> tuple[Event, ...]:
+        return tuple(e for e in self.events if e.key)
+
+
+# --- scene generation --------------------------------------------------------------------------
+_Item = tuple[int, str, str, bool, bool]  # frame, colour, shape, key, marked
+
+
+def _pick(rng: np.random.Generator, options: tuple | list) -> Any:
+    return options[int(rng.integers(len(options)))]
+
+
+def _distractors(
+    rng: np.random.Generator, num_frames: int, occupied: list[int], count: int, allowed: list[tuple[str, str]]
+) -> list[_Item]:
+    """``count`` non-key objects drawn from ``allowed``, on distinct frames not in ``occupied``."""
+    free = np.setdiff1d(np.arange(num_frames), np.asarray(occupied, dtype=np.int64))
+    frames = rng.choice(free, size=count, replace=False)
+    picks = rng.integers(len(allowed), size=count)
+    return [(int(f), *allowed[p], False, False) for f, p in zip(frames, picks)]
+
+
+def _count_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[str, str, list[_Item]]:
+    T, top = spec.num_frames, max_count(spec.num_frames)
+    n = int(rng.integers(1, top + 1))
+    attribute = _pick(rng, ("colour", "shape"))
+    question_template = _pick(rng, COUNT_TEMPLATES[attribute])
+    if attribute == "colour":
+        target = _pick(rng, COLOURS)
+        keys = [(target, _pick(rng, SHAPES)) for _ in range(n)]
+        allowed = [o for o in OBJECTS if o[0] != target]
+    else:
+        target = _pick(rng, SHAPES)
+        keys = [(_pick(rng, COLOURS), target) for _ in range(n)]
+        allowed = [o for o in OBJECTS if o[1] != target]
+    # One event in each of n equal segments, never in a segment's last frame: evenly spread, never adjacent.
+    bounds = (np.arange(n + 1) * T) // n
+    frames = [int(f) for f in rng.integers(bounds[:-1], bounds[1:] - 1)]
+    items = [(f, c, s, True, False) for f, (c, s) in zip(frames, keys)]
+    # The total number of objects does not depend on the answer.
+    total = top + int(rng.binomial(T - top, spec.distractor_rate))
+    items += _distractors(rng, T, frames, total - n, allowed)
+    return question_template.format(target=target), NUMBERS[n - 1], items
+
+
+def _order_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[str, str, list[_Item]]:
+    T = spec.num_frames
+    answer = _pick(rng, YES_NO)
+    template, yes_means_first = _pick(rng, ORDER_TEMPLATES)
+    i, j = rng.choice(len(OBJECTS), size=2, replace=False)
+    a, b = OBJECTS[i], OBJECTS[j]
+    a_first = (answer == "yes") == yes_means_first
+    separation = min_order_separation(T)
+    early = int(rng.integers(0, T - separation))
+    late = int(rng.integers(early + separation, T))
+    frame_a, frame_b = (early, late) if a_first else (late, early)
+    items = [(frame_a, *a, True, False), (frame_b, *b, True, False)]
+    allowed = [o for o in OBJECTS if o not in (a, b)]
+    items += _distractors(rng, T, [early, late], int(rng.binomial(T - 2, spec.distractor_rate)), allowed)
+    return template.format(a=" ".join(a), b=" ".join(b)), answer, items
+
+
+def _match_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[str, str, list[_Item]]:
+    T = spec.num_frames
+    answer = _pick(rng, YES_NO)
+    attribute = _pick(rng, ("colour", "shape"))
+    question = _pick(rng, MATCH_TEMPLATES[attribute])
+    gap = min_match_gap(T)
+    needle = int(rng.integers(0, T - gap))
+    query = int(rng.integers(needle + gap, T))
+    colour, shape = _pick(rng, OBJECTS)
+    values = COLOURS if attribute == "colour" else SHAPES
+    needle_value = colour if attribute == "colour" else shape
+    query_value = needle_value if answer == "yes" else _pick(rng, [v for v in values if v != needle_value])
+    # The other attribute is drawn independently, so it says nothing about the answer.
+    query_object = (query_value, _pick(rng, SHAPES)) if attribute == "colour" else (_pick(rng, COLOURS), query_value)
+    items = [(needle, colour, shape, True, True), (query, *query_object, True, True)]
+    items += _distractors(rng, T, [needle, query], int(rng.binomial(T - 2, spec.distractor_rate)), list(OBJECTS))
+    return question, answer, items
+
+
+_FAMILY_BUILDERS = {"count": _count_scene, "order": _order_scene, "match": _match_scene}
+
+
+def _place(rng: np.random.Generator, items: list[_Item], frame_size: int) -> tuple[Event, ...]:
+    """Give every object a random position inside the border and sort the events by frame."""
+    items = sorted(items)
+    heights = np.array([SPRITES[s].shape[0] for _, _, s, _, _ in items], dtype=np.int64)
+    widths = np.array([SPRITES[s].shape[1] for _, _, s, _, _ in items], dtype=np.int64)
+    ys = rng.integers(MARGIN, frame_size - MARGIN - heights + 1)
+    xs = rng.integers(MARGIN, frame_size - MARGIN - widths + 1)
+    return tuple(
+        Event(frame=f, colour=c, shape=s, y=int(y), x=int(x), key=k, marked=m)
+        for (f, c, s, k, m), y, x in zip(items, ys, xs)
+    )
+
+
+def _caption(rng: np.random.Generator, events: tuple[Event, ...], max_events: int) -> str:
+    """The key events (and, if room is left, some distractors) in temporal order."""
+    keys = [e for e in events if e.key]
+    others = [e for e in events if not e.key]
+    chosen = [keys[i] for i in rng.choice(len(keys), size=min(max_events, len(keys)), replace=False)]
+    room = min(max_events - len(chosen), len(others))
+    chosen += [others[i] for i in rng.choice(len(others), size=room, replace=False)]
+    phrases = [f"a {e.name}" + (f" {MARK_PHRASE}" if e.marked else "") for e in sorted(chosen, key=lambda e: e.frame)]
+    return phrases[0] + "".join(f", {_pick(rng, CAPTION_CONNECTORS)} {p}" for p in phrases[1:])
+
+
+def sample_rngs(seed: int, split: str, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Independent generators for the scene and for the pixel noise of sample ``index`` of ``split``."""
+    scene_seq, pixel_seq = np.random.SeedSequence([seed, SPLIT_CODES[split], index]).spawn(2)
+    return np.random.default_rng(scene_seq), np.random.default_rng(pixel_seq)
+
+
+def make_scene(spec: SyntheticVideoSpec, rng: np.random.Generator) -> Scene:
+    """Draw a family, then its answer, then a video consistent with that answer."""
+    family = _pick(rng, spec.tasks)
+    question, answer, items = _FAMILY_BUILDERS[family](rng, spec)
+    events = _place(rng, items, spec.frame_size)
+    return Scene(family, question, answer, _caption(rng, events, spec.caption_events), events)
+
+
+class SyntheticVideoQADataset(Dataset):
+    """``size`` synthetic samples of one split, each generated on demand from ``(seed, split, index)``."""
+
+    def __init__(self, spec: SyntheticVideoSpec, seed: int, split: str, size: int) -> None:
+        if split not in SPLIT_CODES:
+            raise ValueError(f"split must be one of {list(SPLIT_CODES)}, got {split!r}")
+        self.spec, self.seed, self.split, self.size = spec, seed, split, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _rngs(self, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+        if not 0 <= index < self.size:
+            raise IndexError(f"index {index} out of range for the {self.split} split of {self.size} samples")
+        return sample_rngs(self.seed, self.split, index)
+
+    def scene(self, index: int) -> Scene:
+        """The sample's events and texts, without rendering its frames."""
+        return make_scene(self.spec, self._rngs(index)[0])
+
+    def __getitem__(self, index: int) -> Sample:
+        scene_rng, pixel_rng = self._rngs(index)
+        scene = make_scene(self.spec, scene_rng)
+        spec = self.spec
+        frames = render_frames(list(scene.events), spec.num_frames, spec.frame_size, spec.noise, pixel_rng)
+        video_id = f"synthetic-{self.seed}-{self.split}-{index:06d}"
+        return {"frames": frames, "caption": scene.caption, "question": scene.question, "answer": scene.answer,
+                "video_id": video_id}
+
+
+class SyntheticVideoQADataModule(VideoTextDataModule):
+    """Download-free default data: procedural videos with captions and long-range questions.
+
+    The tokenizer and answer vocabularies are built from the templates, not from sampled texts,
+    so they are identical for every seed, split size and ``num_frames`` (a checkpoint trained on
+    short videos can be evaluated on long ones).
+    """
+
+    def __init__(
+        self,
+        num_frames: int = 32,
+        frame_size: int = 16,
+        tasks: Iterable[str] | str = FAMILIES,
+        num_train: int = 2048,
+        num_val: int = 256,
+        num_test: int = 256,
+        seed: int = 0,
+        noise: float = 0.05,
+        distractor_rate: float = 0.25,
+        caption_events: int = 4,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        max_text_length: int = 32,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+    ) -> None:
+        self.spec = SyntheticVideoSpec(num_frames, frame_size, tasks, noise, distractor_rate, caption_events)
+        for field, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test),
+                             ("batch_size", batch_size), ("max_text_length", max_text_length)):
+            _check_int(field, value, 1)
+        _check_int("num_workers", num_workers, 0)
+        _check_int("seed", seed, 0)
+        super().__init__(batch_size, num_workers, max_text_length, pin_memory, persistent_workers)
+        self.seed = int(seed)
+        self.split_sizes = {"train": num_train, "val": num_val, "test": num_test}
+
+    def build_splits(self) -> dict[str, Dataset]:
+        return {split: SyntheticVideoQADataset(self.spec, self.seed, split, size)
+                for split, size in self.split_sizes.items()}
+
+    def input_spec(self) -> dict[str, Any]:
+        size = self.spec.frame_size
+        return {"kind": "pixels", "frame_shape": (3, size, size), "max_frames": self.spec.num_frames}
+
+    def texts_for_vocab(self) -> tuple[list[str], list[str]]:
+        return lexicon_texts(), answer_vocabulary(self.spec.tasks)
+
+    def answers_by_family(self) -> dict[str, tuple[str, ...]]:
+        """The possible answers of each enabled family at this ``num_frames``."""
+        return {family: answers_for_family(family, self.spec.num_frames) for family in self.spec.tasks}
+
+    def chance_accuracy(self) -> dict[str, float]:
+        """Accuracy of always giving a family's most frequent answer, per family and ``overall``.
+
+        Answers are uniform within a family and families are uniform, so this is ``1/len(answers)``.
+        """
+        chance = {family: 1.0 / len(answers) for family, answers in self.answers_by_family().items()}
+        chance["overall"] = float(np.mean(list(chance.values())))
+        return chance

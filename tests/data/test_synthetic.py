@@ -1,0 +1,326 @@
+"""The synthetic dataset: deterministic, faithful to its scene descriptions, balanced, and long-range by construction."""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
+
+from hierarchicalvlm.data.base import IGNORE_INDEX
+from hierarchicalvlm.data.synthetic import (
+    NUMBERS,
+    Scene,
+    SyntheticVideoQADataModule,
+    SyntheticVideoQADataset,
+    SyntheticVideoSpec,
+    max_count,
+    min_match_gap,
+    min_order_separation,
+)
+from hierarchicalvlm.data.synthetic_render import COLOURS, PALETTE, SHAPES, SPRITES
+from hierarchicalvlm.text.tokenizer import split_words
+
+CONFIG = Path(__file__).resolve().parents[2] / "conf" / "data" / "synthetic.yaml"
+DEFAULT_SPEC = SyntheticVideoSpec()
+BATCH_KEYS = {"frames", "frame_mask", "caption_ids", "caption_mask", "question_ids", "question_mask", "answer", "video_id"}
+
+
+def dataset(split: str = "train", size: int = 2000, seed: int = 0, **spec) -> SyntheticVideoQADataset:
+    return SyntheticVideoQADataset(SyntheticVideoSpec(**spec), seed, split, size)
+
+
+@functools.cache
+def scenes(n: int, split: str = "train", **spec) -> tuple[Scene, ...]:
+    """The first ``n`` scenes of a split (cached: several tests read the same ones)."""
+    ds = dataset(split, size=n, **spec)
+    return tuple(ds.scene(i) for i in range(n))
+
+
+# --- a reference reader of rendered frames, and a reference solver of the questions ------------
+_SPRITE_PIXELS = {shape: frozenset(map(tuple, np.argwhere(sprite))) for shape, sprite in SPRITES.items()}
+_PALETTE = np.array([PALETTE[c] for c in COLOURS])
+
+
+def read_frame(frame: torch.Tensor):
+    """(colour, shape, y, x, marked) of the single object in a frame, or (None, marked)."""
+    pixels = frame.numpy()
+    edge = np.concatenate([pixels[:, 0, :], pixels[:, -1, :], pixels[:, :, 0], pixels[:, :, -1]], axis=1)
+    marked = bool((edge == 1.0).all())
+    bright = pixels.max(axis=0) > 0.5
+    bright[0, :] = bright[-1, :] = bright[:, 0] = bright[:, -1] = False
+    coords = np.argwhere(bright)
+    if len(coords) == 0:
+        return None, marked
+    corner = coords.min(axis=0)
+    pattern = frozenset(map(tuple, coords - corner))
+    matches = [shape for shape, sprite in _SPRITE_PIXELS.items() if sprite == pattern]
+    assert len(matches) == 1, f"unrecognised sprite {sorted(pattern)}"
+    colour = pixels[:, bright].mean(axis=1)
+    nearest = COLOURS[int(np.argmin(((_PALETTE - colour) ** 2).sum(axis=1)))]
+    return (nearest, matches[0], int(corner[0]), int(corner[1]), marked), marked
+
+
+def solve(question: str, objects: list) -> str:
+    """Answer a question from the per-frame objects read off the pixels (``None`` = empty frame)."""
+    shown = [(t, o) for t, o in enumerate(objects) if o is not None]
+    if question.startswith("how many"):
+        (target,) = [w for w in split_words(question) if w in COLOURS or w in SHAPES]
+        return NUMBERS[sum(1 for _, o in shown if target in o[:2]) - 1]
+    if "frame" in question:
+        (first, _), (second, _) = [(o, t) for t, o in shown if o[4]]
+        attribute = 0 if "colour" in question else 1
+        return "yes" if first[attribute] == second[attribute] else "no"
+    a, b = re.match(r"\w+ the (\w+ \w+) .* the (\w+ \w+)\?$", question).groups()
+    (frame_a,) = [t for t, o in shown if f"{o[0]} {o[1]}" == a]
+    (frame_b,) = [t for t, o in shown if f"{o[0]} {o[1]}" == b]
+    a_first = frame_a < frame_b
+    return "yes" if a_first == any(w in question for w in ("before", "earlier")) else "no"
+
+
+@pytest.mark.parametrize("num_frames,frame_size", [(32, 16), (64, 8), (9, 12)])
+def test_pixels_show_exactly_the_scene_and_the_answer_follows_from_them(num_frames, frame_size):
+    ds = dataset(num_frames=num_frames, frame_size=frame_size, noise=0.3, size=40)
+    for i in range(len(ds)):
+        sample, scene = ds[i], ds.scene(i)
+        by_frame = {e.frame: e for e in scene.events}
+        objects = []
+        for t in range(num_frames):
+            read, marked = read_frame(sample["frames"][t])
+            event = by_frame.get(t)
+            expected = None if event is None else (event.colour, event.shape, event.y, event.x, event.marked)
+            assert read == expected, f"sample {i}, frame {t}"
+            assert marked == (event is not None and event.marked)
+            objects.append(read)
+        assert solve(scene.question, objects) == scene.answer == sample["answer"], scene.question
+
+
+# --- determinism ------------------------------------------------------------------------------
+def test_same_seed_split_index_gives_identical_samples_and_other_splits_or_seeds_differ():
+    a, b = dataset(size=6), dataset(size=6)
+    for i in range(6):
+        x, y = a[i], b[i]
+        assert torch.equal(x["frames"], y["frames"])
+        assert (x["caption"], x["question"], x["answer"], x["video_id"]) == (y["caption"], y["question"], y["answer"], y["video_id"])
+    assert torch.equal(a[3]["frames"], a[3]["frames"])  # access order does not matter
+    for other in (dataset("val", size=6), dataset(seed=1, size=6)):
+        assert all(not torch.equal(a[i]["frames"], other[i]["frames"]) for i in range(6))
+        assert len({a[i]["caption"] for i in range(6)} & {other[i]["caption"] for i in range(6)}) < 3
+
+
+def test_dataloader_workers_do_not_change_samples():
+    dm = SyntheticVideoQADataModule(num_frames=16, frame_size=8, num_train=8, num_val=6, num_test=6, batch_size=3)
+    dm.setup()
+    serial = list(dm.val_dataloader())
+    dm.num_workers = 2
+    parallel = list(dm.val_dataloader())
+    assert len(serial) == len(parallel) == 2
+    for x, y in zip(serial, parallel):
+        assert torch.equal(x["frames"], y["frames"]) and torch.equal(x["question_ids"], y["question_ids"])
+        assert x["video_id"] == y["video_id"]
+
+
+def test_index_out_of_range_raises():
+    ds = dataset(size=3)
+    with pytest.raises(IndexError):
+        ds[3]
+    with pytest.raises(IndexError):
+        ds[-1]
+
+
+# --- shapes and the data-module contract ------------------------------------------------------
+@pytest.mark.parametrize("num_frames,frame_size", [(8, 8), (32, 16), (100, 24)])
+def test_sample_shapes_dtype_and_range(num_frames, frame_size):
+    sample = dataset(num_frames=num_frames, frame_size=frame_size, size=2)[1]
+    frames = sample["frames"]
+    assert frames.shape == (num_frames, 3, frame_size, frame_size) and frames.dtype == torch.float32
+    assert frames.min() >= 0 and frames.max() <= 1
+    assert all(isinstance(sample[k], str) and sample[k] for k in ("caption", "question", "answer", "video_id"))
+
+
+def test_collate_input_spec_and_vocabularies():
+    dm = SyntheticVideoQADataModule(num_frames=16, frame_size=8, num_train=10, num_val=5, num_test=5)
+    assert dm.model_inputs() == {"kind": "pixels", "frame_shape": (3, 8, 8), "max_frames": 16,
+                                 "vocab_size": dm.tokenizer.vocab_size, "num_answers": len(NUMBERS) + 2}
+    samples = [dm.splits["test"][i] for i in range(5)]
+    batch = dm.collate(samples)
+    assert set(batch) == BATCH_KEYS
+    assert batch["frames"].shape == (5, 16, 3, 8, 8) and batch["frame_mask"].all()
+    assert (batch["answer"] != IGNORE_INDEX).all()
+    assert [dm.answers[i] for i in batch["answer"]] == [s["answer"] for s in samples]
+    assert batch["question_ids"].shape[0] == batch["caption_ids"].shape[0] == 5
+
+
+def test_vocabulary_covers_every_text_and_texts_fit_max_text_length():
+    dm = SyntheticVideoQADataModule(num_frames=1024, num_train=4, num_val=4, num_test=4)
+    dm.setup()
+    longest = 0
+    for num_frames in (8, 32, 1024):
+        for scene in scenes(600, num_frames=num_frames):
+            for text in (scene.caption, scene.question):
+                ids = dm.tokenizer.encode(text)
+                assert dm.tokenizer.unk_id not in ids, text
+                longest = max(longest, len(ids))
+            assert scene.answer in dm.answers
+    assert longest <= dm.max_text_length
+    # The vocabularies do not depend on the length, the seed or the split sizes.
+    other = SyntheticVideoQADataModule(num_frames=8, seed=3, num_train=1, num_val=1, num_test=1)
+    other.setup()
+    assert other.tokenizer.vocab == dm.tokenizer.vocab and other.answers == dm.answers
+
+
+def test_yaml_config_instantiates_the_documented_defaults():
+    cfg = OmegaConf.load(CONFIG)
+    dm = instantiate(cfg, num_train=4, num_val=2, num_test=2)
+    assert isinstance(dm, SyntheticVideoQADataModule)
+    assert dm.spec == DEFAULT_SPEC
+    assert (dm.batch_size, dm.num_workers, dm.max_text_length) == (cfg.batch_size, cfg.num_workers, cfg.max_text_length)
+    assert dm.input_spec()["max_frames"] == cfg.num_frames
+
+
+# --- balance and chance level -----------------------------------------------------------------
+def test_families_and_answers_are_balanced():
+    sample = scenes(1500, num_frames=64)
+    families = Counter(s.family for s in sample)
+    assert set(families) == {"count", "order", "match"}
+    assert max(families.values()) / min(families.values()) < 1.25
+    dm = SyntheticVideoQADataModule(num_frames=64)
+    for family, allowed in dm.answers_by_family().items():
+        answers = Counter(s.answer for s in sample if s.family == family)
+        assert set(answers) == set(allowed), family
+        assert max(answers.values()) / min(answers.values()) < 1.5, (family, answers)
+
+
+def test_chance_accuracy_is_the_empirical_majority_rate():
+    dm = SyntheticVideoQADataModule(num_frames=256, tasks="count,match")
+    chance = dm.chance_accuracy()
+    assert set(chance) == {"count", "match", "overall"}
+    assert chance["count"] == pytest.approx(1 / max_count(256)) and chance["match"] == 0.5
+    assert chance["overall"] == pytest.approx((chance["count"] + chance["match"]) / 2)
+    sample = scenes(1200, num_frames=256, tasks=("count", "match"))
+    for family in ("count", "match"):
+        answers = Counter(s.answer for s in sample if s.family == family)
+        assert max(answers.values()) / sum(answers.values()) == pytest.approx(chance[family], abs=0.06)
+
+
+def _masked_template(question: str) -> str:
+    return " ".join("_" if w in COLOURS or w in SHAPES else w for w in split_words(question))
+
+
+@pytest.mark.parametrize("key", [lambda q: q, _masked_template], ids=["question", "template"])
+def test_question_text_alone_does_not_predict_the_answer(key):
+    """A lookup table question -> majority training answer scores chance on held-out samples."""
+    train, val = scenes(3000), scenes(1500, split="val")
+    table = defaultdict(Counter)
+    for s in train:
+        table[key(s.question)][s.answer] += 1
+    frequent = [answers for answers in table.values() if sum(answers.values()) >= 10]
+    assert frequent and all(len(answers) > 1 for answers in frequent)
+    chance = SyntheticVideoQADataModule().chance_accuracy()
+    for family in ("count", "order", "match"):
+        hits = [table[key(s.question)].most_common(1)[0][0] == s.answer
+                for s in val if s.family == family and key(s.question) in table]
+        if len(hits) >= 100:
+            assert np.mean(hits) < chance[family] + 0.08, family
+
+
+# --- long range by construction: no single frame decides the answer -------------------------------
+@pytest.mark.parametrize("num_frames", [8, 33, 256, 1024])
+def test_no_single_frame_decides_the_answer(num_frames):
+    checked = Counter()
+    for scene in scenes(150, num_frames=num_frames):
+        frames = [e.frame for e in scene.events]
+        assert len(frames) == len(set(frames)), "one object per frame at most"
+        keys = scene.key_events
+        if scene.family == "count":
+            (target,) = [w for w in split_words(scene.question) if w in COLOURS or w in SHAPES]
+            counted = [e for e in scene.events if target in (e.colour, e.shape)]
+            assert counted == list(keys) and NUMBERS[len(counted) - 1] == scene.answer
+            # evenly spread: one counted event in each of n equal segments, never in adjacent frames
+            n = len(counted)
+            bounds = [k * num_frames // n for k in range(n + 1)]
+            assert all(bounds[k] <= e.frame < bounds[k + 1] - 1 for k, e in enumerate(counted))
+            assert all(b.frame - a.frame >= 2 for a, b in zip(counted, counted[1:]))
+        elif scene.family == "order":
+            a, b = keys
+            assert a.name != b.name and abs(a.frame - b.frame) >= min_order_separation(num_frames) >= num_frames / 3
+            names = [e.name for e in scene.events]
+            assert names.count(a.name) == names.count(b.name) == 1
+        else:
+            needle, query = keys
+            assert needle.marked and query.marked and not any(e.marked for e in scene.events if not e.key)
+            assert query.frame - needle.frame >= min_match_gap(num_frames) >= num_frames // 2
+            assert needle.frame < num_frames - min_match_gap(num_frames)
+        checked[scene.family] += 1
+    assert set(checked) == {"count", "order", "match"}
+
+
+def test_difficulty_grows_with_num_frames():
+    stats = []
+    for num_frames in (32, 64, 256, 1024):
+        sample = scenes(150, num_frames=num_frames)
+        for family in ("count", "order", "match"):
+            # distractors fill a fixed share of the frames in every family, so their number grows with T
+            per_frame = np.mean([len(s.events) - len(s.key_events) for s in sample if s.family == family]) / num_frames
+            assert 0.7 * DEFAULT_SPEC.distractor_rate < per_frame < 1.3 * DEFAULT_SPEC.distractor_rate, (family, num_frames)
+        distractors = np.mean([len(s.events) - len(s.key_events) for s in sample])
+        separation = np.mean([abs(s.key_events[0].frame - s.key_events[1].frame) for s in sample if s.family == "order"])
+        gap = np.mean([s.key_events[1].frame - s.key_events[0].frame for s in sample if s.family == "match"])
+        stats.append((distractors, separation, gap, max_count(num_frames)))
+    for shorter, longer in zip(stats, stats[1:]):
+        assert all(l > s for s, l in zip(shorter[:3], longer[:3])), stats
+        assert longer[3] >= shorter[3]
+    assert stats[-1][3] > stats[0][3]
+
+
+def test_captions_mostly_differ_and_list_the_key_events_in_order():
+    sample = scenes(400)
+    assert len({s.caption for s in sample}) >= 0.95 * len(sample)
+    for s in sample:
+        if s.family == "order":
+            first, second = s.key_events
+            assert -1 < s.caption.index(first.name) < s.caption.index(second.name)
+
+
+def test_generation_is_well_under_a_millisecond_per_frame():
+    ds = dataset(num_frames=1024, size=4)
+    ds[0]
+    start = time.perf_counter()
+    for i in range(1, 4):
+        ds[i]
+    per_frame = (time.perf_counter() - start) / (3 * 1024)
+    assert per_frame < 2e-4, f"{per_frame * 1e6:.0f} us per frame"
+
+
+# --- bad configuration ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"num_frames": 4}, "data.num_frames"),
+        ({"num_frames": 32.5}, "data.num_frames"),
+        ({"frame_size": 6}, "data.frame_size"),
+        ({"tasks": ["count", "colours"]}, "data.tasks"),
+        ({"tasks": []}, "data.tasks"),
+        ({"tasks": ["order", "order"]}, "data.tasks"),
+        ({"num_train": 0}, "data.num_train"),
+        ({"num_val": -1}, "data.num_val"),
+        ({"num_test": 0}, "data.num_test"),
+        ({"batch_size": 0}, "data.batch_size"),
+        ({"num_workers": -1}, "data.num_workers"),
+        ({"seed": -1}, "data.seed"),
+        ({"noise": 0.8}, "data.noise"),
+        ({"distractor_rate": 1.0}, "data.distractor_rate"),
+        ({"caption_events": 0}, "data.caption_events"),
+    ],
+)
+def test_bad_config_raises_a_value_error_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=re.escape(field)):
+        SyntheticVideoQADataModule(**kwargs)
