@@ -1,0 +1,162 @@
+"""Local + global attention (Longformer / BigBird style) with learned global tokens, in O(n * (window + g))."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ..base import SequenceMixer, check_positive, register_attention
+from ..ops.flex import MIN_FLEX_HEAD_DIM, flex_available, flex_local_global_attention
+from ..ops.local_window import gather_positions, local_window_attention
+
+
+class GlobalTokens(NamedTuple):
+    """The choice of global tokens for one batch.
+
+    Attributes:
+        positions: ``(B, g)`` long, the chosen token positions.  Non-causal: the highest learned scores
+            first; padded tokens score ``-inf``, so they are only chosen when a sample has fewer than
+            ``g`` real tokens, and then stay inert (padding is hidden as a key and zeroed as a query).
+            Causal: the first ``g`` positions.
+        value_scale: ``(B, n)``, ``1 + (s - s.detach())`` at the chosen positions (``s`` = sigmoid score)
+            and ``1`` elsewhere.  Exactly 1 in the forward pass; its gradient trains the scorer
+            (straight-through), since the discrete top-k choice has none.  ``None`` when causal
+            (nothing is learned).
+    """
+
+    positions: torch.Tensor
+    value_scale: Optional[torch.Tensor]
+
+
+@register_attention("local_global")
+class LocalGlobalAttention(SequenceMixer):
+    """Sliding-window attention plus a few learned global tokens that connect the whole sequence.
+
+    Query ``i`` attends key ``j`` iff ``|i - j| <= window_size // 2``, or ``j`` is a global token, or
+    ``i`` is a global token (global queries see every key); with ``causal=True`` only ``j <= i`` in
+    all three cases.  The global tokens are the ``num_global_tokens`` real tokens with the highest
+    learned score (``nn.Linear(dim, 1)``).  The values of the chosen tokens are multiplied by a
+    straight-through factor that equals 1 in the forward pass, so the output is exactly the dense
+    masked attention over this pattern while the scorer still receives gradients.
+
+    Any two tokens are at most two hops apart (via a global token), at O(n * (window + g)) cost.
+    ``num_global_tokens=0`` gives a pure sliding window (``conf/attention/local.yaml``).
+
+    Causal mode: a top-k over the whole sequence would let future tokens decide which past tokens
+    are global (and so change past outputs), so with ``causal=True`` the global tokens are instead
+    the first ``num_global_tokens`` positions (fixed leading "sink" tokens) and there is no
+    scorer.  The pattern is otherwise the one above.
+
+    Backends: on CUDA a fused FlexAttention kernel with a cached block mask (no attention dropout
+    there, so dropout > 0 in training uses the blocked path); elsewhere a blocked sliding window
+    in pure PyTorch.  Both compute the same pattern.
+
+    Args:
+        dim: model width; ``num_heads`` must divide it.
+        window_size: full width of the local window (>= 1); each side sees ``window_size // 2``.
+        num_global_tokens: number of learned global tokens (>= 0).
+        dropout: attention-weight dropout in training.
+        causal: only attend to earlier positions.
+        qkv_bias: bias in the q/k/v and output projections.
+    """
+
+    supports_causal = True
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int = 64,
+        num_global_tokens: int = 4,
+        dropout: float = 0.0,
+        causal: bool = False,
+        qkv_bias: bool = True,
+    ) -> None:
+        check_positive(window_size=window_size)
+        if num_global_tokens is None or num_global_tokens < 0:
+            raise ValueError(f"num_global_tokens must be >= 0 (0 = window only), got {num_global_tokens!r}")
+        super().__init__(dim, num_heads, dropout, causal)
+        self.window_size = int(window_size)
+        self.half_window = self.window_size // 2
+        self.num_global_tokens = int(num_global_tokens)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=qkv_bias)
+        learned = self.num_global_tokens > 0 and not causal
+        self.global_scorer = nn.Linear(dim, 1) if learned else None
+
+    def select_global_tokens(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Optional[GlobalTokens]:
+        """The ``min(num_global_tokens, n)`` global tokens: highest-scoring real ones (causal: the first ones).
+
+        Returns ``None`` when ``num_global_tokens == 0``.
+        """
+        if self.num_global_tokens == 0:
+            return None
+        count = min(self.num_global_tokens, x.shape[1])
+        if self.global_scorer is None:  # causal: fixed leading tokens, chosen without looking ahead
+            positions = torch.arange(count, device=x.device).expand(x.shape[0], count).contiguous()
+            return GlobalTokens(positions, None)
+        score = self.global_scorer(x).squeeze(-1)  # (B, n)
+        ranking = score.detach() if mask is None else score.detach().masked_fill(~mask, float("-inf"))
+        positions = ranking.topk(count, dim=1).indices
+        gate = torch.sigmoid(score.gather(1, positions))
+        value_scale = torch.ones_like(score).scatter(1, positions, 1.0 + (gate - gate.detach()))
+        return GlobalTokens(positions, value_scale)
+
+    def backend_for(self, x: torch.Tensor) -> str:
+        """``"flex"`` (fused GPU kernel) or ``"blocked"`` (pure PyTorch), the path :meth:`mix` takes for ``x``."""
+        uses_dropout = self.training and self.dropout > 0
+        if x.is_cuda and flex_available() and not uses_dropout and self.head_dim >= MIN_FLEX_HEAD_DIM:
+            return "flex"
+        return "blocked"
+
+    def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        chosen = self.select_global_tokens(x, mask)
+        positions = None
+        if chosen is not None:
+            positions = chosen.positions
+            if chosen.value_scale is not None:
+                v = v * chosen.value_scale[:, None, :, None].to(v.dtype)
+        dropout_p = self.dropout if self.training else 0.0
+
+        if self.backend_for(x) == "flex":
+            out = flex_local_global_attention(q, k, v, self.half_window, self.causal, mask, positions)
+        else:
+            out = local_window_attention(q, k, v, self.half_window, self.causal, mask, positions, dropout_p)
+        if positions is not None:
+            global_out = self._global_queries(q, k, v, positions, mask, dropout_p)
+            index = positions[:, None, :, None].expand_as(global_out)
+            out = out.scatter(2, index, global_out)
+        return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+
+    def _global_queries(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        positions: torch.Tensor,
+        mask: Optional[torch.Tensor],
+        dropout_p: float,
+    ) -> torch.Tensor:
+        """The global tokens' own rows: each attends every (real, and earlier if causal) key, O(g * n)."""
+        attn_mask = None
+        if mask is not None or self.causal:
+            key_pos = torch.arange(k.shape[2], device=k.device)
+            query_pos = positions[:, :, None]  # (B, g, 1)
+            allowed = key_pos <= query_pos if self.causal else torch.ones_like(key_pos, dtype=torch.bool)
+            if mask is not None:
+                allowed = allowed & mask[:, None, :]
+            # A (padded) global query always sees itself, so its row stays finite.
+            attn_mask = (allowed | (key_pos == query_pos))[:, None]  # (B, 1, g, n)
+        return F.scaled_dot_product_attention(
+            gather_positions(q, positions), k, v, attn_mask=attn_mask, dropout_p=dropout_p
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, window_size={self.window_size}, num_global_tokens={self.num_global_tokens}"
+        )

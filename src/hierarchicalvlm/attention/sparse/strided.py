@@ -1,0 +1,91 @@
+"""Strided (dilated) attention: each token attends every ``stride``-th token, in O(n^2 / stride)."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ..base import SequenceMixer, check_positive, register_attention
+
+
+@register_attention("strided")
+class StridedAttention(SequenceMixer):
+    """Multi-head attention in which token ``i`` attends token ``j`` iff ``(i - j) % stride == 0``.
+
+    With ``causal=True`` additionally only ``j <= i``.  The tokens sharing a residue modulo
+    ``stride`` form ``stride`` independent sequences of length ``n / stride``; each is a
+    contiguous slice after a reshape, so attention runs as ``stride`` ordinary dense
+    attentions (fast SDPA kernels) with total work O(n^2 / stride) — no ``n x n`` matrix.
+    A token therefore reaches far-away tokens cheaply, but only those in its own residue class.
+
+    Args:
+        dim: model width; ``num_heads`` must divide it.
+        stride: distance between attended tokens (>= 1; 1 is full attention).
+        dropout: attention-weight dropout in training.
+        causal: only attend to earlier positions.
+        qkv_bias: bias in the q/k/v and output projections.
+    """
+
+    supports_causal = True
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        stride: int = 4,
+        dropout: float = 0.0,
+        causal: bool = False,
+        qkv_bias: bool = True,
+    ) -> None:
+        check_positive(stride=stride)
+        super().__init__(dim, num_heads, dropout, causal)
+        self.stride = int(stride)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=qkv_bias)
+
+    def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        b, n, _ = x.shape
+        s = self.stride
+        class_len = math.ceil(n / s)
+        tail = class_len * s - n
+        # Position p = a * s + r goes to residue class r, slot a: classes become batch entries.
+        qkv = F.pad(self.qkv(x), (0, 0, 0, tail))
+        q, k, v = rearrange(qkv, "b (a r) (three h d) -> three (b r) h a d", r=s, three=3, h=self.num_heads)
+
+        attn_mask = self._class_mask(mask, b, n, tail, x.device)
+        out = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and attn_mask is None,
+        )
+        out = rearrange(out, "(b r) h a d -> b (a r) (h d)", r=s)[:, :n]
+        return self.proj(out)
+
+    def _class_mask(
+        self, mask: Optional[torch.Tensor], b: int, n: int, tail: int, device: torch.device
+    ) -> Optional[torch.Tensor]:
+        """Boolean ``(B * stride, 1, n/stride, n/stride)`` mask for the per-class attention, or None if not needed."""
+        if mask is None and (tail == 0 or self.causal):
+            # Without padding nothing needs hiding; causally the tail slots are the last of each class,
+            # so only tail queries (discarded) could see them.
+            return None
+        s = self.stride
+        class_len = (n + tail) // s
+        real = torch.ones(b, n, dtype=torch.bool, device=device) if mask is None else mask
+        real = rearrange(F.pad(real, (0, tail), value=False), "b (a r) -> (b r) a", r=s)
+        allowed = real[:, None, None, :]
+        if self.causal:
+            allowed = allowed & torch.ones(class_len, class_len, dtype=torch.bool, device=device).tril()
+        # A query always sees itself: a padded query with no real key would otherwise get a NaN row.
+        return allowed | torch.eye(class_len, dtype=torch.bool, device=device)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, stride={self.stride}"

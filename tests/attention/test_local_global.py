@@ -1,0 +1,276 @@
+"""LocalGlobalAttention (and its kernels) equal dense attention over the explicit local+global mask."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pytest
+import torch
+from einops import rearrange
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from hierarchicalvlm.attention.ops import (
+    flex_available,
+    flex_local_global_attention,
+    local_global_block_mask,
+    local_window_attention,
+)
+from hierarchicalvlm.attention.reference import dense_attention, local_global_mask, with_key_padding
+from hierarchicalvlm.attention.sparse import LocalGlobalAttention
+
+TOL = 1e-5
+needs_flex = pytest.mark.skipif(not flex_available(), reason="this torch has no FlexAttention")
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return ((actual.float() - expected.float()).norm() / expected.float().norm().clamp_min(1e-12)).item()
+
+
+def random_padding_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Right padding with random lengths in [1, n]; the first sample is full length."""
+    lengths = torch.randint(1, n + 1, (batch,), generator=gen)
+    lengths[0] = n
+    return torch.arange(n) < lengths[:, None]
+
+
+def random_positions(batch: int, n: int, g: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.stack([torch.randperm(n, generator=gen)[:g] for _ in range(batch)])
+
+
+def local_global_reference(
+    module: LocalGlobalAttention, x: torch.Tensor, mask: Optional[torch.Tensor], compute_dtype=None
+) -> torch.Tensor:
+    """The module's projections and global-token choice around dense attention with the explicit mask."""
+    q, k, v = rearrange(module.qkv(x), "b n (three h d) -> three b h n d", three=3, h=module.num_heads)
+    chosen = module.select_global_tokens(x, mask)
+    positions = None
+    if chosen is not None:
+        positions = chosen.positions
+        if chosen.value_scale is not None:
+            v = v * chosen.value_scale[:, None, :, None].to(v.dtype)
+    if compute_dtype is not None:
+        q, k, v = q.to(compute_dtype), k.to(compute_dtype), v.to(compute_dtype)
+    allowed = local_global_mask(x.shape[1], module.window_size, positions, module.causal, x.device)
+    attended = dense_attention(q, k, v, with_key_padding(allowed, mask)).to(x.dtype)
+    out = module.proj(rearrange(attended, "b h n d -> b n (h d)"))
+    return out if mask is None else out.masked_fill(~mask[..., None], 0.0)
+
+
+def output_and_grads(fn, module, x, mask, weight):
+    x = x.detach().requires_grad_(True)
+    out = fn(module, x, mask)
+    grads = torch.autograd.grad((out * weight).sum(), [x, *module.parameters()])
+    return out.detach(), grads
+
+
+def check_against_reference(module, x, mask, tol=TOL, scorer_tol=1e-4) -> None:
+    """Output, input gradient and every parameter gradient match the dense reference.
+
+    The scorer's gradient is a sum of many cancelling straight-through terms, so in fp32 its
+    rounding error is larger relative to its (small) size: it gets ``scorer_tol``; the float64
+    test holds it to the same tight tolerance as everything else.
+    """
+    weight = torch.randn_like(x)
+    out, grads = output_and_grads(lambda m, x, mask: m(x, mask), module, x, mask, weight)
+    ref_out, ref_grads = output_and_grads(local_global_reference, module, x, mask, weight)
+    assert relative_error(out, ref_out) <= tol
+    for name, g, ref_g in zip(["x", *dict(module.named_parameters())], grads, ref_grads):
+        assert torch.isfinite(g).all(), name
+        assert relative_error(g, ref_g) <= (scorer_tol if name.startswith("global_scorer") else tol), name
+    if module.global_scorer is not None:  # the straight-through factor really trains the scorer
+        assert grads[-2].norm() > 0  # global_scorer.weight
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("seed", range(8))
+def test_matches_dense_reference_forward_and_backward(seed: int, causal: bool) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(5, 49, (1,), generator=gen))
+    window = int(torch.randint(1, 13, (1,), generator=gen))
+    num_global = int(torch.randint(0, 5, (1,), generator=gen))
+    torch.manual_seed(seed)
+    module = LocalGlobalAttention(16, 2, window_size=window, num_global_tokens=num_global, causal=causal)
+    x = torch.randn(3, n, 16, generator=gen)
+    mask = None if seed % 4 == 0 else random_padding_mask(3, n, gen)
+    check_against_reference(module, x, mask)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_matches_dense_reference_float64_including_scorer_gradient(causal: bool) -> None:
+    gen = torch.Generator().manual_seed(11)
+    torch.manual_seed(11)
+    module = LocalGlobalAttention(16, 2, window_size=5, num_global_tokens=3, causal=causal).double()
+    x = torch.randn(3, 29, 16, generator=gen, dtype=torch.float64)
+    check_against_reference(module, x, random_padding_mask(3, 29, gen), tol=1e-10, scorer_tol=1e-10)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_window_only_matches_reference(causal: bool) -> None:
+    """num_global_tokens=0 (conf/attention/local.yaml): a pure sliding window, no scorer."""
+    gen = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    module = LocalGlobalAttention(16, 2, window_size=6, num_global_tokens=0, causal=causal)
+    assert module.global_scorer is None and module.select_global_tokens(torch.randn(1, 4, 16)) is None
+    x = torch.randn(3, 23, 16, generator=gen)
+    check_against_reference(module, x, random_padding_mask(3, 23, gen))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_more_global_tokens_than_real_tokens(causal: bool) -> None:
+    torch.manual_seed(0)
+    module = LocalGlobalAttention(8, 2, window_size=2, num_global_tokens=5, causal=causal)
+    x = torch.randn(2, 9, 8)
+    mask = torch.arange(9) < torch.tensor([[9], [2]])
+    check_against_reference(module, x, mask)
+
+
+def test_window_wider_than_sequence_is_full_attention() -> None:
+    torch.manual_seed(0)
+    module = LocalGlobalAttention(8, 2, window_size=200, num_global_tokens=2)
+    x = torch.randn(2, 20, 8)
+    check_against_reference(module, x, torch.arange(20) < torch.tensor([[20], [11]]))
+
+
+def test_global_tokens_are_real_and_the_top_scored() -> None:
+    torch.manual_seed(0)
+    module = LocalGlobalAttention(8, 2, window_size=4, num_global_tokens=3)
+    x = torch.randn(2, 12, 8)
+    mask = torch.arange(12) < torch.tensor([[12], [6]])
+    chosen = module.select_global_tokens(x, mask)
+    score = module.global_scorer(x).squeeze(-1).masked_fill(~mask, float("-inf"))
+    for b in range(2):
+        assert mask[b, chosen.positions[b]].all()
+        assert set(chosen.positions[b].tolist()) == set(score[b].topk(3).indices.tolist())
+    assert (chosen.value_scale == 1).all()  # the straight-through factor is exactly 1 forward
+
+
+def test_causal_global_tokens_are_the_leading_positions_and_never_look_ahead() -> None:
+    """A learned top-k would let future tokens pick the past's global tokens; causal mode uses fixed sinks."""
+    torch.manual_seed(0)
+    module = LocalGlobalAttention(16, 2, window_size=4, num_global_tokens=3, causal=True)
+    assert module.global_scorer is None
+    x = torch.randn(2, 30, 16)
+    chosen = module.select_global_tokens(x)
+    assert chosen.positions.tolist() == [[0, 1, 2]] * 2 and chosen.value_scale is None
+    y = x.clone()
+    y[:, 17:] = 10 * torch.randn(2, 13, 16)
+    torch.testing.assert_close(module(x)[:, :17], module(y)[:, :17], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_blocked_window_op_gradcheck_float64(causal: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 1, 7, 3, dtype=torch.float64, generator=gen, requires_grad=True) for _ in range(3))
+    key_mask = torch.tensor([[True] * 5 + [False] * 2])
+    positions = torch.tensor([[4, 0]])
+
+    def op(q, k, v):
+        return local_window_attention(q, k, v, 1, causal, key_mask, positions)
+
+    assert torch.autograd.gradcheck(op, (q, k, v))
+
+
+@pytest.mark.parametrize("half_window", [0, 1, 3, 20])
+def test_blocked_window_op_matches_reference_float64(half_window: int) -> None:
+    gen = torch.Generator().manual_seed(half_window)
+    q, k, v = (torch.randn(2, 2, 19, 4, dtype=torch.float64, generator=gen) for _ in range(3))
+    out = local_window_attention(q, k, v, half_window)
+    ref = dense_attention(q, k, v, local_global_mask(19, 2 * half_window))
+    assert relative_error(out, ref) <= 1e-12
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest number of elements of any tensor an aten op returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_cpu_path_never_builds_an_n_by_n_tensor() -> None:
+    """Forward + backward: nothing bigger than the chunked scores n * (3 * window/2 + g)."""
+    n, window, num_global = 1024, 16, 2
+    module = LocalGlobalAttention(8, 1, window_size=window, num_global_tokens=num_global)
+    x = torch.randn(1, n, 8, requires_grad=True)
+    mask = torch.arange(n)[None] < n - 3
+    with LargestTensor() as probe:
+        module(x, mask).sum().backward()
+    assert probe.largest <= n * (3 * (window // 2) + num_global)
+    assert probe.largest < n * n // 32
+
+
+def window_and_global_keys_mask(n: int, half: int, positions: torch.Tensor, causal: bool) -> torch.Tensor:
+    """The kernels' pattern: window keys plus global *keys* for every query (global rows are the module's job)."""
+    is_global = torch.zeros(positions.shape[0], n, dtype=torch.bool).scatter(1, positions, True)
+    allowed = local_global_mask(n, 2 * half) | is_global[:, None, :]
+    if causal:
+        allowed = allowed & torch.ones(n, n, dtype=torch.bool).tril()
+    return allowed[:, None]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_blocked_window_op_with_globals_and_padding_matches_reference(causal: bool) -> None:
+    gen = torch.Generator().manual_seed(2)
+    b, h, n, d, half, g = 2, 2, 37, 8, 3, 3
+    q, k, v = (torch.randn(b, h, n, d, generator=gen) for _ in range(3))
+    mask, positions = random_padding_mask(b, n, gen), random_positions(b, n, g, gen)
+    out = local_window_attention(q, k, v, half, causal, mask, positions)
+    ref = dense_attention(q, k, v, with_key_padding(window_and_global_keys_mask(n, half, positions, causal), mask))
+    real = mask[:, None, :, None]
+    assert relative_error(out * real, ref * real) <= TOL
+
+
+@needs_flex
+@pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*")
+@pytest.mark.parametrize("causal", [False, True])
+def test_flex_masks_match_reference_eagerly_on_cpu(causal: bool) -> None:
+    """The FlexAttention block mask + score_mod (run unfused on CPU) express exactly the same pattern."""
+    gen = torch.Generator().manual_seed(1)
+    b, h, n, d, half, g = 2, 2, 37, 8, 3, 3
+    q, k, v = (torch.randn(b, h, n, d, generator=gen) for _ in range(3))
+    mask, positions = random_padding_mask(b, n, gen), random_positions(b, n, g, gen)
+    with torch.no_grad():
+        out = flex_local_global_attention(q, k, v, half, causal, mask, positions, compiled=False)
+        window_only = flex_local_global_attention(q, k, v, half, causal, None, None, compiled=False)
+    ref = dense_attention(q, k, v, with_key_padding(window_and_global_keys_mask(n, half, positions, causal), mask))
+    real = mask[:, None, :, None]
+    assert relative_error(out * real, ref * real) <= TOL
+    window_ref = dense_attention(q, k, v, local_global_mask(n, 2 * half, None, causal))
+    assert relative_error(window_only, window_ref) <= TOL
+
+
+@needs_flex
+def test_block_mask_is_cached() -> None:
+    first = local_global_block_mask(40, 4, 2, True, torch.device("cpu"))
+    assert local_global_block_mask(40, 4, 2, True, torch.device("cpu")) is first
+    assert local_global_block_mask(40, 4, 2, False, torch.device("cpu")) is not first
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n, num_global", [(300, 4), (129, 0), (1000, 8)])
+def test_cuda_flex_path_matches_dense_reference_bf16(causal: bool, n: int, num_global: int) -> None:
+    """Sequence lengths off the 128-token block grid, window-only and with globals, forward and input gradient."""
+    gen = torch.Generator().manual_seed(n)
+    torch.manual_seed(n)
+    module = LocalGlobalAttention(128, 4, window_size=64, num_global_tokens=num_global, causal=causal)
+    module = module.to("cuda", torch.bfloat16)
+    x = torch.randn(2, n, 128, generator=gen).to("cuda", torch.bfloat16)
+    mask = (torch.arange(n) < torch.tensor([[n], [2 * n // 3]])).cuda()
+    assert module.backend_for(x) == "flex"
+    weight = torch.randn_like(x)
+    out, grads = output_and_grads(lambda m, x, mask: m(x, mask), module, x, mask, weight)
+    ref_out, ref_grads = output_and_grads(
+        lambda m, x, mask: local_global_reference(m, x, mask, torch.float32), module, x, mask, weight
+    )
+    assert relative_error(out, ref_out) <= 2e-2
+    assert relative_error(grads[0], ref_grads[0]) <= 5e-2  # input gradient
+    assert all(torch.isfinite(g).all() for g in grads)

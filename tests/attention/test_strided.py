@@ -1,0 +1,136 @@
+"""StridedAttention equals dense attention over the explicit strided mask (forward, backward); it is sub-quadratic."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pytest
+import torch
+from einops import rearrange
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from hierarchicalvlm.attention.full import FullAttention
+from hierarchicalvlm.attention.reference import dense_attention, strided_mask, with_key_padding
+from hierarchicalvlm.attention.sparse import StridedAttention
+
+TOL = 1e-5
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return ((actual - expected).norm() / expected.norm().clamp_min(1e-12)).item()
+
+
+def random_padding_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Right padding with random lengths in [1, n]; the first sample is full length."""
+    lengths = torch.randint(1, n + 1, (batch,), generator=gen)
+    lengths[0] = n
+    return torch.arange(n) < lengths[:, None]
+
+
+def strided_reference(module: StridedAttention, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    """The module's own projections around dense attention with the explicit (n, n) strided mask."""
+    q, k, v = rearrange(module.qkv(x), "b n (three h d) -> three b h n d", three=3, h=module.num_heads)
+    allowed = with_key_padding(strided_mask(x.shape[1], module.stride, module.causal, x.device), mask)
+    out = module.proj(rearrange(dense_attention(q, k, v, allowed), "b h n d -> b n (h d)"))
+    return out if mask is None else out.masked_fill(~mask[..., None], 0.0)
+
+
+def output_and_grads(fn, module, x, mask, weight):
+    x = x.detach().requires_grad_(True)
+    out = fn(module, x, mask)
+    grads = torch.autograd.grad((out * weight).sum(), [x, *module.parameters()])
+    return out.detach(), grads
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_matches_dense_reference_forward_and_backward(seed: int, causal: bool) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(5, 41, (1,), generator=gen))
+    stride = int(torch.randint(2, 7, (1,), generator=gen))
+    if seed == 5:
+        stride = n + 3  # longer than the sequence: every token only sees itself
+    torch.manual_seed(seed)
+    module = StridedAttention(dim=16, num_heads=2, stride=stride, causal=causal)
+    x = torch.randn(3, n, 16, generator=gen)
+    mask = None if seed % 3 == 0 else random_padding_mask(3, n, gen)
+    weight = torch.randn(3, n, 16, generator=gen)
+
+    out, grads = output_and_grads(lambda m, x, mask: m(x, mask), module, x, mask, weight)
+    ref_out, ref_grads = output_and_grads(strided_reference, module, x, mask, weight)
+
+    assert relative_error(out, ref_out) <= TOL, (n, stride)
+    for name, g, ref_g in zip(["x", *dict(module.named_parameters())], grads, ref_grads):
+        assert torch.isfinite(g).all(), name
+        assert relative_error(g, ref_g) <= TOL, name
+
+
+def test_padded_queries_produce_no_nan_even_without_any_real_key() -> None:
+    """A sample with one real token: most padded queries have no real key in their class."""
+    torch.manual_seed(0)
+    module = StridedAttention(dim=8, num_heads=2, stride=3, causal=True)
+    x = torch.randn(2, 11, 8, requires_grad=True)
+    mask = torch.zeros(2, 11, dtype=torch.bool)
+    mask[0, :] = True
+    mask[1, 0] = True
+    out = module(x, mask)
+    out.square().sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    assert (out[1, 1:] == 0).all()
+    assert (x.grad[1, 1:] == 0).all()  # padding never influences real tokens
+
+
+def test_stride_one_is_full_attention() -> None:
+    torch.manual_seed(0)
+    strided = StridedAttention(dim=16, num_heads=4, stride=1)
+    full = FullAttention(dim=16, num_heads=4)
+    full.load_state_dict(strided.state_dict())
+    x = torch.randn(2, 13, 16)
+    mask = torch.arange(13) < torch.tensor([[13], [7]])
+    assert relative_error(strided(x, mask), full(x, mask)) <= TOL
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest number of elements of any tensor an aten op returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_no_op_produces_an_n_by_n_tensor() -> None:
+    """Forward + backward of the strided path: nothing bigger than the n^2/stride per-class scores."""
+    n, stride = 512, 8
+    module = StridedAttention(dim=8, num_heads=1, stride=stride)
+    x = torch.randn(1, n, 8, requires_grad=True)
+    mask = torch.arange(n)[None] < n - 5
+    with LargestTensor() as probe:
+        module(x, mask).sum().backward()
+    assert probe.largest <= n * n // stride
+
+    with LargestTensor() as dense_probe:  # the probe does see a dense score matrix when there is one
+        q = torch.randn(1, 1, n, 8)
+        dense_attention(q, q, q, strided_mask(n, stride))
+    assert dense_probe.largest >= n * n
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("causal", [False, True])
+def test_cuda_matches_dense_reference(causal: bool) -> None:
+    torch.manual_seed(0)
+    module = StridedAttention(dim=64, num_heads=4, stride=3, causal=causal).cuda()
+    x = torch.randn(2, 301, 64, device="cuda")
+    mask = (torch.arange(301) < torch.tensor([[301], [150]])).cuda()
+    weight = torch.randn_like(x)
+    out, grads = output_and_grads(lambda m, x, mask: m(x, mask), module, x, mask, weight)
+    ref_out, ref_grads = output_and_grads(strided_reference, module, x, mask, weight)
+    assert relative_error(out, ref_out) <= 1e-3
+    assert relative_error(grads[0], ref_grads[0]) <= 1e-3
