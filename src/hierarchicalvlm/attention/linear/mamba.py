@@ -1,0 +1,201 @@
+"""Mamba-2-style selective state-space layer: a linear-time, input-dependent recurrence as a sequence mixer."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..base import SequenceMixer, check_positive, register_attention
+from ..ops.ssd import selective_scan_reference, ssd_chunked_scan
+
+
+class MambaState(NamedTuple):
+    """What one-token inference carries between steps.
+
+    conv: the last ``d_conv - 1`` inputs of the depthwise convolution, ``(B, d_conv - 1, channels)``.
+    ssm: the recurrent state, ``(B, heads, head_dim, d_state)``, float32.
+    """
+
+    conv: torch.Tensor
+    ssm: torch.Tensor
+
+
+def causal_depthwise_conv(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """``(B, N, channels)`` -> same shape: output t mixes inputs t−K+1..t of its own channel (zeros before 0).
+
+    Uses the weights of the depthwise ``conv`` with left padding only (no outputs computed past the end).
+    """
+    size = conv.weight.shape[-1]
+    out = F.conv1d(F.pad(x.transpose(1, 2), (size - 1, 0)), conv.weight, conv.bias, groups=conv.weight.shape[0])
+    return out.transpose(1, 2)
+
+
+class ScanDirection(nn.Module):
+    """One direction of the layer: causal depthwise conv + SiLU on (x, B, C), then the selective scan.
+
+    Owns the per-direction parameters: the convolution, ``A_log`` (decay rates ``A = −exp(A_log)`` per head),
+    ``dt_bias`` (``Δ = softplus(dt + dt_bias)``) and the skip weight ``D`` per head.
+    """
+
+    def __init__(
+        self, inner_dim: int, num_heads: int, d_state: int, d_conv: int, chunk_size: int, dt_min: float, dt_max: float
+    ) -> None:
+        super().__init__()
+        self.inner_dim, self.num_heads, self.d_state, self.chunk_size = inner_dim, num_heads, d_state, chunk_size
+        self.head_dim = inner_dim // num_heads
+        channels = inner_dim + 2 * d_state
+        self.conv = nn.Conv1d(channels, channels, kernel_size=d_conv, groups=channels)  # weights; see causal_depthwise_conv
+        # Mamba-2 initialisation: A in [1, 16], Δ log-uniform in [dt_min, dt_max] (dt_bias = softplus⁻¹(Δ)).
+        self.A_log = nn.Parameter(torch.empty(num_heads).uniform_(1.0, 16.0).log())
+        dt = torch.exp(torch.rand(num_heads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp_min(1e-4)
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.D = nn.Parameter(torch.ones(num_heads))
+        for parameter in (self.A_log, self.dt_bias, self.D):
+            parameter._no_weight_decay = True  # the convention of the reference Mamba code
+
+    def _split(self, conv_out: torch.Tensor, dt_raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Scan inputs ``x (.., H, P)``, ``Δ (.., H)``, ``A (H,)``, ``B, C (.., S)``; Δ and A in float32 or wider."""
+        xs, B, C = torch.split(F.silu(conv_out), [self.inner_dim, self.d_state, self.d_state], dim=-1)
+        xs = xs.unflatten(-1, (self.num_heads, self.head_dim))
+        wide = torch.promote_types(dt_raw.dtype, torch.float32)
+        dt = F.softplus(dt_raw.to(wide) + self.dt_bias.to(wide))
+        A = -torch.exp(self.A_log.to(wide))
+        return xs, dt, A, B, C
+
+    def forward(self, xBC: torch.Tensor, dt_raw: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """``xBC (B, N, channels)``, ``dt_raw (B, N, H)`` -> ``y (B, N, H, P)``.
+
+        Padded positions: their conv inputs are zeroed (they cannot leak into real neighbours), and
+        ``Δ = 0``, ``x = 0`` there, so the scan passes the state through them unchanged.
+        """
+        real = None if mask is None else mask.unsqueeze(-1)
+        if real is not None:
+            xBC = xBC.masked_fill(~real, 0.0)
+        conv_out = causal_depthwise_conv(xBC, self.conv)
+        xs, dt, A, B, C = self._split(conv_out, dt_raw)
+        if real is not None:
+            dt = dt.masked_fill(~real, 0.0)
+            xs = xs.masked_fill(~real.unsqueeze(-1), 0.0)
+        return ssd_chunked_scan(xs, dt, A, B, C, self.chunk_size, D=self.D)
+
+    def step(self, xBC: torch.Tensor, dt_raw: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
+        """One token: ``xBC (B, channels)``, ``dt_raw (B, H)`` -> ``y (B, H, P)`` and the next state."""
+        window = torch.cat([state.conv, xBC.unsqueeze(1)], dim=1)  # (B, d_conv, channels)
+        conv_out = causal_depthwise_conv(window, self.conv)[:, -1]
+        xs, dt, A, B, C = self._split(conv_out, dt_raw)
+        y, ssm = selective_scan_reference(
+            xs.unsqueeze(1), dt.unsqueeze(1), A, B.unsqueeze(1), C.unsqueeze(1),
+            D=self.D, initial_state=state.ssm, return_final_state=True,
+        )
+        return y.squeeze(1), MambaState(conv=window[:, 1:], ssm=ssm)
+
+
+@register_attention("mamba")
+class MambaLayer(SequenceMixer):
+    """Selective state-space mixer in the Mamba-2 form (scalar decay per head), linear in sequence length.
+
+    ``in_proj`` maps each token to a gate ``z``, the scan input ``x``, the shared ``B``, ``C`` (``ngroups=1``)
+    and a step ``dt`` per head; a short causal depthwise conv + SiLU acts on (x, B, C); per head the state
+    follows ``h_t = exp(Δ_t A) h_{t−1} + Δ_t B_t x_tᵀ``, ``y_t = C_t·h_t + D x_t`` with ``Δ_t = softplus(dt_t +
+    dt_bias)`` (input-dependent) and ``A = −exp(A_log)``; then ``RMSNorm(y · SiLU(z))`` and ``out_proj``.
+    Training runs the parallel chunked (SSD) scan; :meth:`step` decodes one token at a time.
+
+    Args:
+        dim, num_heads, dropout: as for every mixer; the scan's inner width ``expand · dim`` is split into
+            ``num_heads`` heads, so ``num_heads`` must divide it.  Dropout acts before ``out_proj``.
+        causal: True = one left-to-right scan.  False = bidirectional: a second scan over the reversed
+            sequence, with its own conv/A/Δ-bias/D (``in_proj``, gate, norm and ``out_proj`` are shared),
+            summed with the forward one, so every token sees the whole clip.
+        d_state: state size per head.  expand: inner width over ``dim``.  d_conv: conv kernel size.
+        chunk_size: chunk length of the parallel scan (speed/memory only, not the result).
+        dt_min, dt_max: range of the initial step sizes Δ.
+
+    Masking: padded positions get ``Δ = 0`` and ``x = 0`` (and zeroed conv inputs), so they leave the state
+    unchanged and never reach a real token — with left or right padding, in both directions.
+    """
+
+    supports_causal = True
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        d_state: int = 64,
+        expand: float = 2,
+        d_conv: int = 4,
+        chunk_size: int = 64,
+        dropout: float = 0.0,
+        causal: bool = True,
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+    ) -> None:
+        super().__init__(dim, num_heads, dropout, causal)
+        check_positive(d_state=d_state, expand=expand, d_conv=d_conv, chunk_size=chunk_size, dt_min=dt_min, dt_max=dt_max)
+        if dt_min > dt_max:
+            raise ValueError(f"dt_min ({dt_min}) must not exceed dt_max ({dt_max})")
+        inner_dim = expand * dim
+        if inner_dim != int(inner_dim) or int(inner_dim) % num_heads != 0:
+            raise ValueError(
+                f"expand * dim = {inner_dim} must be an integer divisible by num_heads ({num_heads}); "
+                "change expand or num_heads"
+            )
+        self.inner_dim = int(inner_dim)
+        self.d_state, self.d_conv = int(d_state), int(d_conv)
+        self.in_proj = nn.Linear(dim, 2 * self.inner_dim + 2 * self.d_state + num_heads, bias=False)
+        direction_args = (self.inner_dim, num_heads, self.d_state, self.d_conv, int(chunk_size), dt_min, dt_max)
+        self.forward_scan = ScanDirection(*direction_args)
+        self.backward_scan = None if causal else ScanDirection(*direction_args)
+        self.norm = nn.RMSNorm(self.inner_dim)
+        self.drop = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(self.inner_dim, dim, bias=False)
+
+    def _split_projection(self, projected: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``in_proj`` output -> gate ``z``, conv input ``(x, B, C)`` and raw step ``dt``."""
+        return torch.split(projected, [self.inner_dim, self.inner_dim + 2 * self.d_state, self.num_heads], dim=-1)
+
+    def _output(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        y = y.flatten(-2).to(z.dtype) * F.silu(z)
+        return self.out_proj(self.drop(self.norm(y)))
+
+    def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        z, xBC, dt_raw = self._split_projection(self.in_proj(x))
+        y = self.forward_scan(xBC, dt_raw, mask)
+        if self.backward_scan is not None:
+            flipped_mask = None if mask is None else mask.flip(1)
+            y = y + self.backward_scan(xBC.flip(1), dt_raw.flip(1), flipped_mask).flip(1)
+        return self._output(y, z)
+
+    def zero_state(self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None) -> MambaState:
+        """The state before the first token (for :meth:`step`)."""
+        weight = self.in_proj.weight
+        channels = self.inner_dim + 2 * self.d_state
+        conv = torch.zeros(batch_size, self.d_conv - 1, channels, device=device or weight.device, dtype=dtype or weight.dtype)
+        ssm = torch.zeros(batch_size, self.num_heads, self.inner_dim // self.num_heads, self.d_state,
+                          device=device or weight.device, dtype=torch.float32)
+        return MambaState(conv=conv, ssm=ssm)
+
+    def step(self, x_t: torch.Tensor, state: Optional[MambaState] = None) -> tuple[torch.Tensor, MambaState]:
+        """Process one token ``x_t (B, dim)`` given the state after the previous tokens.
+
+        Returns the output ``(B, dim)`` — the same as position t of the full-sequence forward — and the new
+        state.  Only a causal layer can run step by step.
+        """
+        if not self.causal:
+            raise ValueError("step() needs a causal layer; a bidirectional (causal=False) layer must see the whole sequence")
+        if x_t.dim() != 2 or x_t.shape[-1] != self.dim:
+            raise ValueError(f"x_t must have shape (batch, dim={self.dim}), got {tuple(x_t.shape)}")
+        if state is None:
+            state = self.zero_state(x_t.shape[0], x_t.device, x_t.dtype)
+        z, xBC, dt_raw = self._split_projection(self.in_proj(x_t))
+        y, state = self.forward_scan.step(xBC, dt_raw, state)
+        return self._output(y, z), state
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, d_state={self.d_state}, inner_dim={self.inner_dim}, "
+            f"d_conv={self.d_conv}, chunk_size={self.forward_scan.chunk_size}"
+        )

@@ -1,0 +1,99 @@
+"""Performer attention: softmax attention approximated by FAVOR+ random features in linear time."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from ..base import SequenceMixer, check_positive, register_attention
+from ..ops.favor import causal_linear_attention, favor_features, linear_attention, orthogonal_gaussian_projection
+
+
+@register_attention("performer")
+class PerformerAttention(SequenceMixer):
+    """Multi-head attention whose softmax kernel is estimated by positive orthogonal random features.
+
+    Cost O(n · num_features · head_dim) in time and memory instead of O(n²): no n×n matrix is formed.
+    The approximation error of the attention weights shrinks like ``1/√num_features``.
+
+    Args:
+        dim, num_heads, dropout, causal: as for every :class:`SequenceMixer`.  Dropout acts on the attention
+            output before the output projection (there are no attention probabilities to drop).
+        num_features: number of random features m per head (shared by all heads).
+        feature_redraw_interval: draw a new projection every this many training-mode forward calls
+            (resampling keeps the model from overfitting to one draw); ``0``/``None`` keeps the first draw.
+        chunk_size: chunk length of the causal computation (a c×c product inside each chunk, running
+            state across chunks); unused when ``causal=False``.
+        qkv_bias: whether the query/key/value projection has a bias.
+
+    Masking: padded keys get zero features, so they receive no weight; padded outputs are zeroed.
+    Precision: features and the attention core run in float32 with autocast off, whatever the input dtype;
+    the result is cast back to the dtype of the value projection.
+    The projection ω is a persistent buffer (saved in checkpoints; synchronised by DDP's buffer broadcast).
+    """
+
+    supports_causal = True
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        num_features: int = 256,
+        dropout: float = 0.0,
+        causal: bool = False,
+        feature_redraw_interval: Optional[int] = 1000,
+        chunk_size: int = 64,
+        qkv_bias: bool = True,
+    ) -> None:
+        super().__init__(dim, num_heads, dropout, causal)
+        check_positive(num_features=num_features, chunk_size=chunk_size)
+        if feature_redraw_interval is not None and feature_redraw_interval < 0:
+            raise ValueError(
+                f"feature_redraw_interval must be >= 0 (0 or None = never redraw), got {feature_redraw_interval!r}"
+            )
+        self.num_features = int(num_features)
+        self.chunk_size = int(chunk_size)
+        self.feature_redraw_interval = feature_redraw_interval or 0
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(dropout)
+        self.proj = nn.Linear(dim, dim)
+        self.register_buffer("projection", orthogonal_gaussian_projection(self.num_features, self.head_dim))
+        self.calls_since_redraw = 0
+
+    @torch.no_grad()
+    def redraw_features(self, generator: Optional[torch.Generator] = None) -> None:
+        """Replace the random projection by a fresh draw (from ``generator`` or the global RNG)."""
+        fresh = orthogonal_gaussian_projection(self.num_features, self.head_dim, generator=generator)
+        self.projection.copy_(fresh)
+        self.calls_since_redraw = 0
+
+    @torch.compiler.disable  # a counter that changes every call would make torch.compile recompile each step
+    def _redraw_if_due(self) -> None:
+        if not (self.training and self.feature_redraw_interval):
+            return
+        if self.calls_since_redraw >= self.feature_redraw_interval:
+            self.redraw_features()
+        self.calls_since_redraw += 1
+
+    def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        self._redraw_if_due()
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            phi_q = favor_features(q, self.projection, is_query=True)
+            phi_k = favor_features(k, self.projection, is_query=False, mask=mask)
+            values = v.to(phi_k.dtype)
+            if self.causal:
+                out = causal_linear_attention(phi_q, phi_k, values, self.chunk_size)
+            else:
+                out = linear_attention(phi_q, phi_k, values)
+        out = self.attn_drop(out.to(v.dtype))
+        return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, num_features={self.num_features}, "
+            f"feature_redraw_interval={self.feature_redraw_interval}, chunk_size={self.chunk_size}"
+        )

@@ -1,0 +1,178 @@
+"""The Mamba-2 selective scan (scalar decay per head) as plain functions: a parallel chunked form and its reference.
+
+Per head ``h`` and time step ``t`` the state ``S_t`` (``head_dim × d_state``) follows
+
+    S_t = exp(Δ_t · A_h) · S_{t−1} + Δ_t · x_t B_tᵀ,        y_t = S_t C_t + D_h · x_t,
+
+with an input-dependent step ``Δ_t > 0`` (per head), a decay rate ``A_h < 0`` and ``B_t, C_t`` shared by
+all heads (Mamba-2's ``ngroups = 1``).  Because the decay is a scalar per head the recurrence has the
+"state space duality" (SSD, Dao & Gu 2024) matrix form ``y = (L ∘ C Bᵀ) (Δ x)`` with the 1-semiseparable
+decay matrix ``L[i, j] = exp(Σ_{j<k≤i} Δ_k A)``, which :func:`ssd_chunked_scan` evaluates chunk by chunk
+with matrix products only (no loop over time).  :func:`selective_scan_reference` is the sequential
+recurrence, kept as the ground truth and for one-token-at-a-time inference.
+
+Shapes: ``x (B, N, H, P)``, ``dt (B, N, H)`` (already positive, e.g. after softplus), ``A (H,)``,
+``B, C (B, N, S)``, ``D (H,)``, states ``(B, H, P, S)``.  A step with ``Δ = 0`` and ``x = 0`` leaves the
+state untouched, which is how padded positions are made inert.  Both functions compute in float32 (float64
+stays float64), with autocast off, and return ``y`` in the dtype of ``x``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+ScanResult = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+
+
+def _check_scan_inputs(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor],
+    initial_state: Optional[torch.Tensor],
+) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape (batch, seq_len, heads, head_dim), got {tuple(x.shape)}")
+    batch, n, heads, head_dim = x.shape
+    if dt.shape != (batch, n, heads):
+        raise ValueError(f"dt must have shape (batch, seq_len, heads) = {(batch, n, heads)}, got {tuple(dt.shape)}")
+    if A.shape != (heads,):
+        raise ValueError(f"A must have shape (heads,) = ({heads},), got {tuple(A.shape)}")
+    if B.dim() != 3 or B.shape[:2] != (batch, n):
+        raise ValueError(f"B must have shape (batch, seq_len, d_state) with (batch, seq_len) = {(batch, n)}, got {tuple(B.shape)}")
+    if C.shape != B.shape:
+        raise ValueError(f"C must have the shape of B {tuple(B.shape)}, got {tuple(C.shape)}")
+    if D is not None and D.shape != (heads,):
+        raise ValueError(f"D must have shape (heads,) = ({heads},), got {tuple(D.shape)}")
+    state_shape = (batch, heads, head_dim, B.shape[-1])
+    if initial_state is not None and initial_state.shape != state_shape:
+        raise ValueError(f"initial_state must have shape (batch, heads, head_dim, d_state) = {state_shape}, got {tuple(initial_state.shape)}")
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def segment_sum(a: torch.Tensor) -> torch.Tensor:
+    """``(..., T) -> (..., T, T)`` with ``out[i, j] = Σ_{j<k≤i} a_k`` for ``i >= j`` and ``-inf`` above the diagonal.
+
+    ``exp(segment_sum(A·Δ))`` is the decay from step ``j`` to step ``i`` (zero for ``j > i``).  Summing the
+    masked increments directly, rather than differencing a cumulative sum, avoids cancellation.
+    """
+    length = a.shape[-1]
+    strictly_lower = torch.ones(length, length, dtype=torch.bool, device=a.device).tril(-1)
+    increments = a.unsqueeze(-1).expand(*a.shape, length).masked_fill(~strictly_lower, 0.0)
+    sums = increments.cumsum(dim=-2)
+    return sums.masked_fill(~strictly_lower.logical_or(torch.eye(length, dtype=torch.bool, device=a.device)), float("-inf"))
+
+
+def ssd_chunked_scan(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    chunk_size: int,
+    D: Optional[torch.Tensor] = None,
+    initial_state: Optional[torch.Tensor] = None,
+    return_final_state: bool = False,
+) -> ScanResult:
+    """Parallel selective scan (SSD): same result as :func:`selective_scan_reference`, no loop over time.
+
+    Four matrix steps over chunks of ``chunk_size`` steps: (1) outputs from inputs of the same chunk through
+    the masked decay matrix; (2) each chunk's contribution to the state at its end; (3) the states at every
+    chunk boundary, from a decay-weighted sum over earlier chunks (the recurrence in matrix form);
+    (4) the output each step reads from the state its chunk started with.  Cost O(N·c·P) for (1),
+    O(N·P·S) for (2, 4), O((N/c)²·P·S) for (3).
+
+    Returns ``y (B, N, H, P)``, and the state after the last step when ``return_final_state``.
+    """
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive number, got {chunk_size!r}")
+    _check_scan_inputs(x, dt, A, B, C, D, initial_state)
+    out_dtype = x.dtype
+    dtype = _compute_dtype(x)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, dt, A, B, C = (t.to(dtype) for t in (x, dt, A, B, C))
+        batch, n, heads, head_dim = x.shape
+        pad = (-n) % chunk_size
+        num_chunks = (n + pad) // chunk_size
+        # Head-major layout (B, H, C, l, ·) so that every product below is a plain batched matmul.
+        # Padding the tail with Δ = 0, x = 0 lets the state pass through unchanged.
+        dt_hm = F.pad(dt.transpose(1, 2), (0, pad))  # (B, H, N')
+        inputs = F.pad((x * dt.unsqueeze(-1)).transpose(1, 2), (0, 0, 0, pad))  # (B, H, N', P)
+        inputs = inputs.reshape(batch, heads, num_chunks, chunk_size, head_dim)
+        Bc = F.pad(B, (0, 0, 0, pad)).reshape(batch, 1, num_chunks, chunk_size, -1)  # shared by the heads
+        Cc = F.pad(C, (0, 0, 0, pad)).reshape(batch, 1, num_chunks, chunk_size, -1)
+        log_decay = (dt_hm * A[:, None]).reshape(batch, heads, num_chunks, chunk_size)
+        log_decay_cum = log_decay.cumsum(dim=-1)
+
+        # (1) within chunks: y_i += Σ_{j<=i} (C_i·B_j) exp(Σ_{j<k<=i} a_k) Δ_j x_j
+        within = torch.exp(segment_sum(log_decay)) * (Cc @ Bc.transpose(-2, -1))  # (B, H, C, l, l)
+        y = within @ inputs  # (B, H, C, l, P)
+
+        # (2) state each chunk adds at its own end, stored transposed as (S, P)
+        decay_to_end = torch.exp(log_decay_cum[..., -1:] - log_decay_cum).unsqueeze(-1)  # (B, H, C, l, 1)
+        chunk_states = Bc.transpose(-2, -1) @ (inputs * decay_to_end)  # (B, H, C, S, P)
+
+        # (3) state at every chunk start (and after the last chunk): decay-weighted sum over earlier chunks,
+        # with the initial state as "chunk −1"
+        boundary_decay = torch.exp(segment_sum(F.pad(log_decay_cum[..., -1], (1, 0))))  # (B, H, C+1, C+1)
+        d_state = chunk_states.shape[-2]
+        states = boundary_decay[..., 1:] @ chunk_states.flatten(-2)  # (B, H, C+1, S·P)
+        if initial_state is not None:
+            start = initial_state.to(dtype).transpose(-2, -1).flatten(-2)  # (B, H, S·P)
+            states = states + boundary_decay[..., :1] * start.unsqueeze(-2)
+        states = states.unflatten(-1, (d_state, head_dim))
+        final_state = states[:, :, -1].transpose(-2, -1)  # (B, H, P, S)
+
+        # (4) read-out of the carried-in state: y_i += exp(Σ_{k<=i} a_k) C_i·S_start
+        y = y + (Cc @ states[:, :, :-1]) * torch.exp(log_decay_cum).unsqueeze(-1)
+
+        y = y.reshape(batch, heads, num_chunks * chunk_size, head_dim)[:, :, :n].transpose(1, 2)
+        if D is not None:
+            y = y + D.to(dtype)[:, None] * x
+    y = y.to(out_dtype)
+    return (y, final_state) if return_final_state else y
+
+
+def selective_scan_reference(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    initial_state: Optional[torch.Tensor] = None,
+    return_final_state: bool = False,
+) -> ScanResult:
+    """The recurrence step by step (a Python loop over time): the ground truth, and the one-token update.
+
+    Returns ``y (B, N, H, P)``, and the state after the last step when ``return_final_state``.
+    """
+    _check_scan_inputs(x, dt, A, B, C, D, initial_state)
+    out_dtype = x.dtype
+    dtype = _compute_dtype(x)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, dt, A, B, C = (t.to(dtype) for t in (x, dt, A, B, C))
+        batch, n, heads, head_dim = x.shape
+        if initial_state is None:
+            state = x.new_zeros(batch, heads, head_dim, B.shape[-1])
+        else:
+            state = initial_state.to(dtype)
+        outputs = []
+        for t in range(n):
+            decay = torch.exp(dt[:, t] * A)[..., None, None]  # (B, H, 1, 1)
+            update = (dt[:, t, :, None] * x[:, t]).unsqueeze(-1) * B[:, t, None, None, :]  # (B, H, P, S)
+            state = decay * state + update
+            outputs.append(torch.einsum("bhps,bs->bhp", state, C[:, t]))
+        y = torch.stack(outputs, dim=1) if outputs else x.new_zeros(x.shape)
+        if D is not None:
+            y = y + D.to(dtype)[:, None] * x
+    y = y.to(out_dtype)
+    return (y, state) if return_final_state else y
