@@ -61,6 +61,17 @@ def check_heads(dim: int, num_heads: int) -> int:
     return dim // num_heads
 
 
+def check_mask(mask: Optional[torch.Tensor], tokens: torch.Tensor, name: str = "mask") -> None:
+    """Validate an optional ``(B, N)`` bool mask (True = real token) for ``tokens`` of shape ``(B, N, D)``."""
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor) or mask.shape != tokens.shape[:2]:
+        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name} must have shape (batch, seq_len) = {tuple(tokens.shape[:2])}, got {shape}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"{name} must be a bool tensor (True = real token), got dtype {mask.dtype}")
+
+
 def check_sequence_input(x: torch.Tensor, dim: int, mask: Optional[torch.Tensor], name: str = "x") -> None:
     """Validate a ``(B, N, D)`` input and its optional ``(B, N)`` boolean mask."""
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
@@ -68,13 +79,7 @@ def check_sequence_input(x: torch.Tensor, dim: int, mask: Optional[torch.Tensor]
         raise ValueError(f"{name} must have shape (batch, seq_len, dim), got {shape}")
     if x.shape[-1] != dim:
         raise ValueError(f"{name} has feature size {x.shape[-1]} but the module was built with dim={dim}")
-    if mask is not None:
-        if mask.shape != x.shape[:2]:
-            raise ValueError(
-                f"mask must have shape (batch, seq_len) = {tuple(x.shape[:2])}, got {tuple(mask.shape)}"
-            )
-        if mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a bool tensor (True = real token), got dtype {mask.dtype}")
+    check_mask(mask, x)
 
 
 class SequenceMixer(nn.Module):

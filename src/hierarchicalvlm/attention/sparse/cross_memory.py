@@ -9,18 +9,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..base import check_heads, check_sequence_input
-
-
-def _check_token_mask(mask: Optional[torch.Tensor], tokens: torch.Tensor, name: str) -> None:
-    """Validate an optional ``(B, L)`` bool mask (True = real token) for ``tokens`` ``(B, L, D)``."""
-    if mask is None:
-        return
-    if not isinstance(mask, torch.Tensor) or mask.shape != tokens.shape[:2]:
-        shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise ValueError(f"{name} must have shape (batch, seq_len) = {tuple(tokens.shape[:2])}, got {shape}")
-    if mask.dtype != torch.bool:
-        raise ValueError(f"{name} must be a bool tensor (True = real token), got dtype {mask.dtype}")
+from ..base import check_heads, check_mask, check_sequence_input
 
 
 class CrossMemoryAttention(nn.Module):
@@ -79,8 +68,8 @@ class CrossMemoryAttention(nn.Module):
             raise ValueError(
                 f"memory has batch size {memory.shape[0]} but local has {local.shape[0]}; they must match"
             )
-        _check_token_mask(local_mask, local, "local_mask")
-        _check_token_mask(memory_mask, memory, "memory_mask")
+        check_mask(local_mask, local, "local_mask")
+        check_mask(memory_mask, memory, "memory_mask")
 
         q = rearrange(self.q(local), "b n (h d) -> b h n d", h=self.num_heads)
         k, v = rearrange(self.kv(memory), "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
