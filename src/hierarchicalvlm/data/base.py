@@ -111,10 +111,12 @@ class VideoTextDataModule(L.LightningDataModule):
             self.answers = sorted(set(answers))
 
     def model_inputs(self) -> dict[str, Any]:
-        """Everything the model must know about the data to be built."""
+        """Everything the model must know about the data to be built.
+
+        ``num_answers`` is at least 2 so caption-only data still builds (its QA loss is ignored)."""
         self.setup()
         assert self.tokenizer is not None
-        return {**self.input_spec(), "vocab_size": self.tokenizer.vocab_size, "num_answers": max(1, len(self.answers))}
+        return {**self.input_spec(), "vocab_size": self.tokenizer.vocab_size, "num_answers": max(2, len(self.answers))}
 
     def collate(self, samples: list[Sample]) -> Batch:
         assert self.tokenizer is not None, "call setup() before building loaders"

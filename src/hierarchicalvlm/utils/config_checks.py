@@ -29,20 +29,29 @@ def _require_non_negative(cfg: DictConfig, *fields: str) -> None:
             raise ConfigError(f"{field} must be an integer >= 0, got {value!r}")
 
 
+def frame_sides(frame_size) -> tuple[int, int]:
+    """``data.frame_size`` as (H, W): an int for square frames or a pair [H, W]."""
+    sides = [frame_size, frame_size] if isinstance(frame_size, int) else list(frame_size)
+    if len(sides) != 2 or not all(isinstance(v, int) and v > 0 for v in sides):
+        raise ConfigError(f"data.frame_size must be a positive int or a pair [H, W], got {frame_size!r}")
+    return sides[0], sides[1]
+
+
 def tokens_per_frame(cfg: DictConfig) -> int | None:
     """Level-2 tokens per frame implied by the config (None when the data kind is not known statically)."""
-    frame_size = OmegaConf.select(cfg, "data.frame_size", default=None)
     if OmegaConf.select(cfg, "data.feature_root", default=None) is not None:
         return 1
+    frame_size = OmegaConf.select(cfg, "data.frame_size", default=None)
     if frame_size is None:
         return None
     patch = cfg.model.net.patch_size
-    if frame_size % patch:
+    height, width = frame_sides(frame_size)
+    if height % patch or width % patch:
         raise ConfigError(
-            f"model.net.patch_size ({patch}) must divide data.frame_size ({frame_size}); "
-            f"choose a divisor of {frame_size}"
+            f"model.net.patch_size ({patch}) must divide data.frame_size ({height}x{width}); "
+            f"choose a common divisor of {height} and {width}"
         )
-    return (frame_size // patch) ** 2
+    return (height // patch) * (width // patch)
 
 
 def _check_resolvable(cfg: DictConfig) -> None:
@@ -87,7 +96,7 @@ def validate_config(cfg: DictConfig) -> None:
     _require_positive(
         cfg, "model.net.dim", "model.net.num_heads", "model.net.patch_size", "model.net.level2_depth",
         "model.net.clip_frames", "model.net.embed_dim", "model.net.mlp_ratio", "model.optimizer.lr",
-        "data.num_frames", "data.frame_size", "data.batch_size", "data.max_text_length",
+        "data.num_frames", "data.batch_size", "data.max_text_length",
     )
     _require_non_negative(cfg, "model.net.level1_depth", "model.net.text_depth", "data.num_workers")
     if net.dim % net.num_heads:
