@@ -192,3 +192,11 @@ def test_check_dataset_on_features(write_file, media, capsys):
     assert check.main(["--annotations", str(bad), "--feature-root", str(media / "features")]) == 1
     out = capsys.readouterr().out
     assert "line 3:" in out and "expected (frames, 16)" in out and "line 4:" in out and "NaN" in out
+
+
+def test_frame_bucket_pads_batches_to_a_multiple() -> None:
+    from hierarchicalvlm.data.base import pad_frames
+
+    frames, mask = pad_frames([torch.ones(5, 3), torch.ones(9, 3)], bucket=8)
+    assert frames.shape == (2, 16, 3)
+    assert mask.sum(1).tolist() == [5, 9] and not mask[:, 9:].any()

@@ -11,19 +11,40 @@ from torch import nn
 
 from .base import SequenceMixer, register_attention
 
+# ``backend`` choices -> names of torch.nn.attention.SDPBackend members
+SDPA_BACKENDS = {"cudnn": "CUDNN_ATTENTION", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
+
+
+def sdpa_backend(backend: str):
+    """A context that restricts ``scaled_dot_product_attention`` to one backend (a no-op for "auto")."""
+    from contextlib import nullcontext
+
+    if backend == "auto":
+        return nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(getattr(SDPBackend, SDPA_BACKENDS[backend]))
+
 
 @register_attention("full")
 class FullAttention(SequenceMixer):
     """Multi-head softmax attention through ``scaled_dot_product_attention``.
 
-    SDPA picks the fastest kernel the device offers (flash / cuDNN / memory-efficient
-    on GPU); with a padding mask it falls back to a kernel that accepts masks.
+    With ``backend="auto"`` SDPA picks a kernel itself (flash / cuDNN / memory-efficient on GPU; with a
+    padding mask one that accepts masks); ``backend="cudnn"`` etc. pins one where it is faster on a card
+    (scripts/bench_attention.py measures each). Pinned backends apply on CUDA only.
     """
 
     supports_causal = True
 
-    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, causal: bool = False, bias: bool = True) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, dropout: float = 0.0, causal: bool = False, bias: bool = True,
+        backend: str = "auto",
+    ) -> None:
         super().__init__(dim, num_heads, dropout, causal)
+        if backend != "auto" and backend not in SDPA_BACKENDS:
+            raise ValueError(f"backend must be 'auto' or one of {sorted(SDPA_BACKENDS)}, got {backend!r}")
+        self.backend = backend
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.proj = nn.Linear(dim, dim, bias=bias)
 
@@ -40,12 +61,13 @@ class FullAttention(SequenceMixer):
                 # A padded query may have no real key before it; letting it see itself keeps its row
                 # finite (its output is zeroed anyway) without touching any real token.
                 attn_mask = (attn_mask & causal) | torch.eye(n, dtype=torch.bool, device=x.device)
-        out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=self.causal and mask is None,
-        )
+        with sdpa_backend(self.backend if x.is_cuda else "auto"):
+            out = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=attn_mask,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=self.causal and mask is None,
+            )
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))

@@ -502,8 +502,9 @@ class AnnotatedDataModule(VideoTextDataModule):
         max_text_length: int = 32,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        frame_bucket: int = 1,
     ) -> None:
-        super().__init__(batch_size, num_workers, max_text_length, pin_memory, persistent_workers)
+        super().__init__(batch_size, num_workers, max_text_length, pin_memory, persistent_workers, frame_bucket)
         self.annotation_files = {
             "annotations": annotations,
             "train_annotations": train_annotations,

@@ -43,11 +43,15 @@ class Sample(TypedDict):
 Batch = dict[str, Any]
 
 
-def pad_frames(frames: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack videos of different lengths: zero-pad along time and return ``(frames, frame_mask)``."""
+def pad_frames(frames: Sequence[torch.Tensor], bucket: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack videos of different lengths: zero-pad along time and return ``(frames, frame_mask)``.
+
+    The padded length is rounded up to a multiple of ``bucket`` so that a compiled model sees few
+    distinct shapes (no recompilation for every new video length)."""
     lengths = [f.shape[0] for f in frames]
-    out = frames[0].new_zeros((len(frames), max(lengths), *frames[0].shape[1:]))
-    mask = torch.zeros(len(frames), max(lengths), dtype=torch.bool)
+    length = -(-max(lengths) // bucket) * bucket
+    out = frames[0].new_zeros((len(frames), length, *frames[0].shape[1:]))
+    mask = torch.zeros(len(frames), length, dtype=torch.bool)
     for i, (f, n) in enumerate(zip(frames, lengths)):
         out[i, :n] = f
         mask[i, :n] = True
@@ -70,8 +74,12 @@ class VideoTextDataModule(L.LightningDataModule):
         max_text_length: int = 32,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        frame_bucket: int = 1,
     ) -> None:
         super().__init__()
+        if frame_bucket < 1:
+            raise ValueError(f"data.frame_bucket must be >= 1, got {frame_bucket}")
+        self.frame_bucket = frame_bucket
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.max_text_length = max_text_length
@@ -120,7 +128,7 @@ class VideoTextDataModule(L.LightningDataModule):
 
     def collate(self, samples: list[Sample]) -> Batch:
         assert self.tokenizer is not None, "call setup() before building loaders"
-        frames, frame_mask = pad_frames([s["frames"] for s in samples])
+        frames, frame_mask = pad_frames([s["frames"] for s in samples], self.frame_bucket)
         caption_ids, caption_mask = self.tokenizer.batch_encode([s["caption"] for s in samples], self.max_text_length)
         question_ids, question_mask = self.tokenizer.batch_encode([s["question"] for s in samples], self.max_text_length)
         answer_index = {a: i for i, a in enumerate(self.answers)}

@@ -189,10 +189,11 @@ class FeatureDataModule(AnnotatedDataModule):
         max_text_length: int = 32,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        frame_bucket: int = 1,
     ) -> None:
         super().__init__(
             annotations, train_annotations, val_annotations, test_annotations, split_ratios, split_seed,
-            require_captions, on_bad_sample, batch_size, num_workers, max_text_length, pin_memory, persistent_workers,
+            require_captions, on_bad_sample, batch_size, num_workers, max_text_length, pin_memory, persistent_workers, frame_bucket,
         )
         if feature_dim is not None:
             check_positive(feature_dim=feature_dim)
