@@ -18,7 +18,9 @@ ATTENTIONS = sorted(f.stem for f in (CONF / "attention").glob("*.yaml"))
 
 @pytest.mark.parametrize("name", ATTENTIONS)
 def test_fast_dev_run_trains_every_attention(name: str, make_cfg) -> None:
-    metrics = run(make_cfg(f"attention={name}", "debug=fdr", "logger=none"))
+    # the tiny test videos have 32 level-2 tokens: shrink windows so the sparse pattern still fits
+    fits = ["attention.window_size=8"] if "window_size" in (CONF / "attention" / f"{name}.yaml").read_text() else []
+    metrics = run(make_cfg(f"attention={name}", "debug=fdr", "logger=none", *fits))
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
 
 
@@ -31,8 +33,9 @@ def test_resume_continues_at_the_saved_step(make_cfg, tmp_path: Path) -> None:
     run(make_cfg("debug=limit", "trainer.max_epochs=3", "test=false", f"ckpt_path={last}"))
     resumed = torch.load(last, map_location="cpu", weights_only=False)
     assert resumed["global_step"] == 9 and resumed["epoch"] == 2
-    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "csv" / "metrics.csv")) if r.get("train/loss")]
-    assert steps and max(steps) >= 6
+    # the resumed run logged its validation at a global step past the saved one (a fresh run would be at <= 2)
+    steps = [int(r["step"]) for r in csv.DictReader(open(tmp_path / "csv" / "metrics.csv")) if r.get("val/loss")]
+    assert steps and min(steps) >= 6
 
 
 def test_evaluate_a_checkpoint(make_cfg, tmp_path: Path) -> None:
@@ -93,7 +96,7 @@ def test_multirun_runs_two_jobs(tmp_path: Path) -> None:
     from .conftest import TINY
 
     result = run_train_py(
-        ["-m", "attention=full,local", "debug=limit", "trainer.max_epochs=1", "logger=csv", *TINY,
+        ["-m", "attention=full,strided", "debug=limit", "trainer.max_epochs=1", "logger=csv", *TINY,
          f"hydra.sweep.dir={tmp_path}"],
         timeout=300,
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from hierarchicalvlm.data.base import VideoTextDataModule
@@ -43,10 +43,14 @@ def build(cfg: DictConfig) -> tuple[VideoTextDataModule, L.LightningModule, L.Tr
     restore_vocab(datamodule, cfg.get("ckpt_path"))
     inputs = datamodule.model_inputs()
     model = instantiate(cfg.model, inputs=inputs, attention=instantiate(cfg.attention), _recursive_=False)
+    loggers = instantiate_group(cfg.get("logger"))
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if not loggers:  # nothing to report learning rates to (logger=none): Lightning would refuse the monitor
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(
         cfg.trainer,
-        callbacks=instantiate_group(cfg.get("callbacks")),
-        logger=instantiate_group(cfg.get("logger")) or False,
+        callbacks=callbacks,
+        logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
     )
     return datamodule, model, trainer
@@ -63,18 +67,24 @@ def metrics_of(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
-    """Train and/or test as the config says; return the final metrics."""
+def run(cfg: DictConfig, on_build: Optional[Callable[[L.Trainer], None]] = None) -> dict[str, float]:
+    """Train and/or test as the config says; return the final metrics.
+
+    ``on_build`` receives the trainer once it exists (the job wrapper reads its callbacks' measurements).
+    """
     validate_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
+    if on_build is not None:
+        on_build(trainer)
     log_config(trainer, model, cfg)
     output_dir = Path(cfg.paths.output_dir)
     datamodule.save_vocab(output_dir / "checkpoints")
 
     metrics: dict[str, float] = {}
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        # our own checkpoints hold the (omegaconf) hyper-parameters, which weights_only loading refuses
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
         metrics.update(metrics_of(trainer))
     if cfg.get("test", False):
         ckpt = cfg.get("ckpt_path") if not cfg.get("train", True) else best_checkpoint(trainer)

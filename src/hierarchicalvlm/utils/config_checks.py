@@ -55,9 +55,12 @@ def tokens_per_frame(cfg: DictConfig) -> int | None:
 
 
 def _check_resolvable(cfg: DictConfig) -> None:
-    """Every mandatory value (``???``) is set and every interpolation resolves."""
+    """Every mandatory value (``???``) of the job's config is set and every interpolation resolves.
+
+    Hydra's own node (present when a config is composed with ``return_hydra_config``) is Hydra's business."""
     try:
-        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        job_config = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        OmegaConf.to_container(job_config, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as err:
         key = getattr(err, "full_key", None) or str(err)
         raise ConfigError(f"{key} is required but not set; pass it on the command line, e.g. {key}=/path/to/it") from None
