@@ -1,0 +1,176 @@
+"""``<job dir>/summary.json``: what one job was, how it ended and what it measured.
+
+The file is rewritten atomically at each change of status (``running`` when the job starts,
+``completed`` or ``failed`` when it ends), so a reader, a crash or a re-run never sees half a file.
+A sweep re-run reads it to skip finished jobs; the report reads it to fill its tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from hierarchicalvlm.utils.config_checks import ConfigError, summarize
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+STATUSES = (RUNNING, COMPLETED, FAILED)
+TRACEBACK_LINES = 20
+MESSAGE_CHARS = 2000
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats by None (JSON has no NaN) and anything unknown by its string."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(_json_safe(data), f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_summary(job_dir: Path) -> Optional[dict[str, Any]]:
+    """The job's summary, or None when there is none (or it cannot be read: the job then counts as unfinished)."""
+    path = Path(job_dir) / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        log.warning("ignoring unreadable %s (%s)", path, err)
+        return None
+    return data if isinstance(data, dict) and data.get("status") in STATUSES else None
+
+
+def error_record(err: BaseException) -> dict[str, Any]:
+    """Type, message and the last lines of the traceback of an exception."""
+    lines = "".join(traceback.format_exception(type(err), err, err.__traceback__)).rstrip().splitlines()
+    return {
+        "type": type(err).__name__,
+        "message": str(err)[:MESSAGE_CHARS],
+        "traceback_tail": lines[-TRACEBACK_LINES:],
+    }
+
+
+def job_identity(cfg: DictConfig) -> dict[str, Any]:
+    """Attention choice, frames, level-2 sequence length and seed of a job (None where not known)."""
+    try:
+        return summarize(cfg)
+    except ConfigError:  # e.g. a patch size that does not divide the frame: the length is unknown
+        return {**summarize_without_length(cfg), "seq_len": None}
+
+
+def summarize_without_length(cfg: DictConfig) -> dict[str, Any]:
+    from hydra.core.hydra_config import HydraConfig
+
+    attention = HydraConfig.get().runtime.choices.get("attention") if HydraConfig.initialized() else None
+    return {
+        "attention": attention or str(cfg.attention.get("_target_", "?")).rsplit(".", 1)[-1],
+        "num_frames": OmegaConf.select(cfg, "data.num_frames", default=None),
+        "seed": cfg.get("seed"),
+    }
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The config with interpolations resolved (unresolved where that fails, e.g. a broken interpolation)."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except Exception:  # noqa: BLE001 - a broken config is still worth recording as written
+        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+
+
+def device_name(device: Optional[torch.device]) -> str:
+    """Human name of the device a job ran on: the GPU model, or the CPU and its thread count."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine() or "unknown"
+    return f"cpu ({cpu}, {torch.get_num_threads()} threads)"
+
+
+class JobSummary:
+    """The summary of one job, written to ``<job_dir>/summary.json`` at each status change."""
+
+    def __init__(self, job_dir: Path, identity: dict[str, Any], config: dict[str, Any], **extra: Any) -> None:
+        self.path = Path(job_dir) / SUMMARY_FILE
+        self.data: dict[str, Any] = {
+            "status": RUNNING,
+            **identity,
+            "job_dir": str(Path(job_dir)),
+            **extra,
+            "started_at": now_iso(),
+            "ended_at": None,
+            "duration_s": None,
+            "device": None,
+            "metrics": {},
+            "throughput": {},
+            "peak_memory": None,
+            "error": None,
+            "config": config,
+        }
+        self._started = datetime.now(timezone.utc)
+
+    def write(self) -> None:
+        """Write the file (from the global rank-0 process only, under data parallelism)."""
+        if getattr(rank_zero_only, "rank", 0) == 0:
+            write_json_atomic(self.path, self.data)
+
+    def start(self) -> None:
+        self.write()
+
+    def _finish(self, status: str, device: Optional[torch.device], metrics: dict[str, float],
+                throughput: dict[str, Any], peak: Optional[dict[str, Any]]) -> None:
+        ended = datetime.now(timezone.utc)
+        self.data.update(
+            status=status,
+            ended_at=ended.isoformat(timespec="seconds"),
+            duration_s=round((ended - self._started).total_seconds(), 3),
+            device=device_name(device),
+            metrics=dict(metrics),
+            throughput=dict(throughput),
+            peak_memory=peak,
+        )
+        self.write()
+
+    def complete(self, device: Optional[torch.device], metrics: dict[str, float], throughput: dict[str, Any],
+                 peak: Optional[dict[str, Any]]) -> None:
+        self._finish(COMPLETED, device, metrics, throughput, peak)
+
+    def fail(self, err: BaseException, device: Optional[torch.device], throughput: dict[str, Any],
+             peak: Optional[dict[str, Any]]) -> None:
+        self.data["error"] = error_record(err)
+        self._finish(FAILED, device, {}, throughput, peak)
