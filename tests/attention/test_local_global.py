@@ -12,7 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from hierarchicalvlm.attention.ops import (
     flex_available,
     flex_local_global_attention,
-    local_global_block_mask,
+    local_window_block_mask,
     local_window_attention,
 )
 from hierarchicalvlm.attention.reference import dense_attention, local_global_mask, with_key_padding
@@ -248,9 +248,9 @@ def test_flex_masks_match_reference_eagerly_on_cpu(causal: bool) -> None:
 
 @needs_flex
 def test_block_mask_is_cached() -> None:
-    first = local_global_block_mask(40, 4, 2, True, torch.device("cpu"))
-    assert local_global_block_mask(40, 4, 2, True, torch.device("cpu")) is first
-    assert local_global_block_mask(40, 4, 2, False, torch.device("cpu")) is not first
+    first = local_window_block_mask(40, 4, True, torch.device("cpu"))
+    assert local_window_block_mask(40, 4, True, torch.device("cpu")) is first
+    assert local_window_block_mask(40, 4, False, torch.device("cpu")) is not first
 
 
 @pytest.mark.gpu

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..base import SequenceMixer, check_positive, register_attention
-from ..ops.ssd import selective_scan_reference, ssd_chunked_scan
+from ..ops.ssd import selective_scan_reference, ssd_scan
 
 
 class MambaState(NamedTuple):
@@ -80,7 +80,7 @@ class ScanDirection(nn.Module):
         if real is not None:
             dt = dt.masked_fill(~real, 0.0)
             xs = xs.masked_fill(~real.unsqueeze(-1), 0.0)
-        return ssd_chunked_scan(xs, dt, A, B, C, self.chunk_size, D=self.D)
+        return ssd_scan(xs, dt, A, B, C, self.chunk_size, D=self.D)
 
     def step(self, xBC: torch.Tensor, dt_raw: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
         """One token: ``xBC (B, channels)``, ``dt_raw (B, H)`` -> ``y (B, H, P)`` and the next state."""

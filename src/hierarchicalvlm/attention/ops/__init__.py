@@ -4,13 +4,13 @@ Exported here: the local + global kernels — the blocked sliding window (pure P
 and its FlexAttention twin (fused, GPU).
 """
 
-from .flex import flex_available, flex_local_global_attention, local_global_block_mask
+from .flex import flex_available, flex_local_global_attention, local_window_block_mask
 from .local_window import gather_positions, local_window_attention
 
 __all__ = [
     "flex_available",
     "flex_local_global_attention",
     "gather_positions",
-    "local_global_block_mask",
+    "local_window_block_mask",
     "local_window_attention",
 ]

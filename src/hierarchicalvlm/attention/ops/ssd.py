@@ -19,7 +19,9 @@ stays float64), with autocast off, and return ``y`` in the dtype of ``x``.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+import functools
+import os
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -176,3 +178,40 @@ def selective_scan_reference(
             y = y + D.to(dtype)[:, None] * x
     y = y.to(out_dtype)
     return (y, state) if return_final_state else y
+
+
+@functools.lru_cache(maxsize=1)
+def mamba_ssm_kernel() -> Optional[Callable]:
+    """mamba-ssm's fused Triton SSD scan (``mamba_chunk_scan_combined``) when that package is importable.
+
+    An optional GPU dependency (``pip install mamba-ssm``): on a CUDA device it is several times faster than
+    the PyTorch chunked scan. Set ``HVLM_SSD_KERNEL=torch`` to always use the PyTorch path."""
+    if os.environ.get("HVLM_SSD_KERNEL", "auto") == "torch":
+        return None
+    try:
+        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+    except Exception:  # not installed, or installed without its compiled CUDA extension
+        return None
+    return mamba_chunk_scan_combined
+
+
+def ssd_scan(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    chunk_size: int,
+    D: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """The training scan: mamba-ssm's Triton kernel on CUDA when installed, else :func:`ssd_chunked_scan`.
+
+    Both compute the same recurrence (``tests/attention/test_gpu_paths.py`` checks the kernel against the
+    sequential reference); ``B``/``C`` here are shared by all heads (one group)."""
+    kernel = mamba_ssm_kernel() if x.is_cuda else None
+    if kernel is None:
+        return ssd_chunked_scan(x, dt, A, B, C, chunk_size, D=D)
+    return kernel(
+        x, dt.to(torch.float32), A.to(torch.float32), B.unsqueeze(2).to(x.dtype), C.unsqueeze(2).to(x.dtype),
+        chunk_size, D=None if D is None else D.to(torch.float32),
+    )
