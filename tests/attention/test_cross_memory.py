@@ -10,19 +10,11 @@ from einops import rearrange
 
 from hierarchicalvlm.attention.reference import dense_attention
 from hierarchicalvlm.attention.sparse import CrossMemoryAttention
+from .helpers import random_padding_mask, relative_error
 
 TOL = 1e-5
 
 
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual - expected).norm() / expected.norm().clamp_min(1e-12)).item()
-
-
-def random_padding_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
-    """Right padding with random lengths in [1, n]; the first sample is full length."""
-    lengths = torch.randint(1, n + 1, (batch,), generator=gen)
-    lengths[0] = n
-    return torch.arange(n) < lengths[:, None]
 
 
 def cross_reference(

@@ -7,7 +7,6 @@ from typing import Optional
 import pytest
 import torch
 from einops import rearrange
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from hierarchicalvlm.attention.ops import (
     flex_available,
@@ -17,20 +16,12 @@ from hierarchicalvlm.attention.ops import (
 )
 from hierarchicalvlm.attention.reference import dense_attention, local_global_mask, with_key_padding
 from hierarchicalvlm.attention.sparse import LocalGlobalAttention
+from .helpers import LargestTensor, random_padding_mask, relative_error
 
 TOL = 1e-5
 needs_flex = pytest.mark.skipif(not flex_available(), reason="this torch has no FlexAttention")
 
 
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual.float() - expected.float()).norm() / expected.float().norm().clamp_min(1e-12)).item()
-
-
-def random_padding_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
-    """Right padding with random lengths in [1, n]; the first sample is full length."""
-    lengths = torch.randint(1, n + 1, (batch,), generator=gen)
-    lengths[0] = n
-    return torch.arange(n) < lengths[:, None]
 
 
 def random_positions(batch: int, n: int, g: int, gen: torch.Generator) -> torch.Tensor:
@@ -178,20 +169,6 @@ def test_blocked_window_op_matches_reference_float64(half_window: int) -> None:
     ref = dense_attention(q, k, v, local_global_mask(19, 2 * half_window))
     assert relative_error(out, ref) <= 1e-12
 
-
-class LargestTensor(TorchDispatchMode):
-    """Records the largest number of elements of any tensor an aten op returns."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self.largest = max(self.largest, t.numel())
-        return out
 
 
 def test_cpu_path_never_builds_an_n_by_n_tensor() -> None:

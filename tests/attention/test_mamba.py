@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from hierarchicalvlm.attention.linear.mamba import MambaLayer
 from hierarchicalvlm.attention.ops.ssd import segment_sum, selective_scan_reference, ssd_chunked_scan
+from .helpers import relative_error
 
 
 def random_scan_inputs(batch: int, n: int, heads: int, head_dim: int, d_state: int, dtype=torch.float32, generator=None):
@@ -24,9 +25,6 @@ def random_scan_inputs(batch: int, n: int, heads: int, head_dim: int, d_state: i
     initial_state = randn(batch, heads, head_dim, d_state)
     return x, dt, A, B, C, D, initial_state
 
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual - expected).norm() / expected.norm()).item()
 
 
 def test_segment_sum_is_the_sum_over_the_half_open_segment() -> None:

@@ -7,24 +7,15 @@ from typing import Optional
 import pytest
 import torch
 from einops import rearrange
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from hierarchicalvlm.attention.full import FullAttention
 from hierarchicalvlm.attention.reference import dense_attention, strided_mask, with_key_padding
 from hierarchicalvlm.attention.sparse import StridedAttention
+from .helpers import LargestTensor, random_padding_mask, relative_error
 
 TOL = 1e-5
 
 
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    return ((actual - expected).norm() / expected.norm().clamp_min(1e-12)).item()
-
-
-def random_padding_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
-    """Right padding with random lengths in [1, n]; the first sample is full length."""
-    lengths = torch.randint(1, n + 1, (batch,), generator=gen)
-    lengths[0] = n
-    return torch.arange(n) < lengths[:, None]
 
 
 def strided_reference(module: StridedAttention, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -89,20 +80,6 @@ def test_stride_one_is_full_attention() -> None:
     mask = torch.arange(13) < torch.tensor([[13], [7]])
     assert relative_error(strided(x, mask), full(x, mask)) <= TOL
 
-
-class LargestTensor(TorchDispatchMode):
-    """Records the largest number of elements of any tensor an aten op returns."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self.largest = max(self.largest, t.numel())
-        return out
 
 
 def test_no_op_produces_an_n_by_n_tensor() -> None:
