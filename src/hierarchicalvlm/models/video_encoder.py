@@ -116,6 +116,10 @@ class HierarchicalVideoEncoder(nn.Module):
         self.activation_checkpointing = activation_checkpointing
         self.adapter = make_input_adapter(inputs, patch_size, dim)
         self.tokens_per_frame = self.adapter.tokens_per_frame
+        # Normalised patch tokens plus a small learnable share of the time signal: raw pixels of tiny objects
+        # embed to small vectors, and an unscaled sin/cos (norm ~sqrt(dim/2)) would drown them.
+        self.embed_norm = nn.LayerNorm(dim)
+        self.time_scale = nn.Parameter(torch.tensor([0.1]))  # (1,): FSDP cannot shard 0-d parameters
         self.level1 = nn.ModuleList(
             AttentionBlock(FullAttention(dim, num_heads, dropout), mlp_ratio, dropout) for _ in range(level1_depth)
         )
@@ -128,9 +132,10 @@ class HierarchicalVideoEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor, question: torch.Tensor) -> EncodedVideo:
-        x = self.adapter(frames)  # (B, T, P, D)
+        x = self.embed_norm(self.adapter(frames))  # (B, T, P, D)
         b, t, p, d = x.shape
-        x = x + sinusoidal_embedding(torch.arange(t, device=x.device), d)[None, :, None, :].to(x.dtype)
+        time = sinusoidal_embedding(torch.arange(t, device=x.device), d)[None, :, None, :]
+        x = x + (self.time_scale * time).to(x.dtype)
 
         # Level 1: each frame on its own (short sequences, full attention).
         x = rearrange(x, "b t p d -> (b t) p d")
@@ -144,16 +149,20 @@ class HierarchicalVideoEncoder(nn.Module):
         summaries[:, 1] = summaries[:, 1] + self.question_in(question)
         x = torch.cat([x, summaries.to(x.dtype)], dim=1)
         mask = torch.cat([mask, mask.new_ones(b, 2)], dim=1)
+        # Without padding the mixers get no mask: fused kernels run unmasked (faster, and clear of
+        # pytorch#196678, see attention/ops/sdpa.py). One host sync per batch; compiled graphs keep the mask.
+        padded = torch.compiler.is_compiling() or not bool(frame_mask.all())
+        level_mask = mask if padded else None
         for block in self.level2:
             if self.activation_checkpointing and self.training:
-                x = checkpoint(block, x, mask, use_reentrant=False)
+                x = checkpoint(block, x, level_mask, use_reentrant=False)
             else:
-                x = block(x, mask)
+                x = block(x, level_mask)
 
         # Memory level: every token reads a bank of clip summaries (mean of each clip's tokens).
         if self.memory is not None:
             memory, memory_mask = self.clip_summaries(x[:, :-2], mask[:, :-2], t, p)
-            x = self.memory(x, memory, local_mask=mask, memory_mask=memory_mask)
+            x = self.memory(x, memory, local_mask=level_mask, memory_mask=memory_mask if padded else None)
         x = self.norm(x)
         return EncodedVideo(tokens=x[:, :-2], mask=mask[:, :-2], video=x[:, -2], qa=x[:, -1])
 
