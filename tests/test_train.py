@@ -104,3 +104,25 @@ def test_multirun_runs_two_jobs(tmp_path: Path) -> None:
     for job in ("0", "1"):
         assert (tmp_path / job / "checkpoints" / "last.ckpt").exists()
         assert (tmp_path / job / ".hydra" / "config.yaml").exists()
+
+
+def test_an_unpadded_batch_gives_the_same_encoding_as_an_explicit_all_true_mask(make_cfg) -> None:
+    """Unpadded batches skip the masks (fused kernels); a batch with one padded video takes the masked path."""
+    import torch
+    from hydra.utils import instantiate
+
+    from hierarchicalvlm.models.video_encoder import HierarchicalVideoEncoder
+
+    cfg = make_cfg()
+    inputs = {"kind": "pixels", "frame_shape": (3, 16, 16)}
+    torch.manual_seed(0)
+    encoder = HierarchicalVideoEncoder(inputs, instantiate(cfg.attention), dim=32, num_heads=2, patch_size=8).eval()
+    frames, question = torch.rand(2, 8, 3, 16, 16), torch.randn(2, 32)
+    unpadded = encoder(frames, torch.ones(2, 8, dtype=torch.bool), question)
+    # Append a padded frame to the batch: the masked path must give the same result on the real frames.
+    padded_frames = torch.cat([frames, torch.zeros(2, 1, 3, 16, 16)], dim=1)
+    padded_mask = torch.ones(2, 9, dtype=torch.bool)
+    padded_mask[:, -1] = False
+    padded = encoder(padded_frames, padded_mask, question)
+    torch.testing.assert_close(padded.qa, unpadded.qa, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(padded.tokens[:, :-4], unpadded.tokens, atol=1e-5, rtol=1e-4)

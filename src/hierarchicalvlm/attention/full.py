@@ -5,26 +5,11 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from .base import SequenceMixer, register_attention
-
-# ``backend`` choices -> names of torch.nn.attention.SDPBackend members
-SDPA_BACKENDS = {"cudnn": "CUDNN_ATTENTION", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
-
-
-def sdpa_backend(backend: str):
-    """A context that restricts ``scaled_dot_product_attention`` to one backend (a no-op for "auto")."""
-    from contextlib import nullcontext
-
-    if backend == "auto":
-        return nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel(getattr(SDPBackend, SDPA_BACKENDS[backend]))
-
+from .ops.sdpa import SDPA_BACKENDS, sdpa, sdpa_backend  # noqa: F401  (re-exported)
 
 @register_attention("full")
 class FullAttention(SequenceMixer):
@@ -61,13 +46,8 @@ class FullAttention(SequenceMixer):
                 # A padded query may have no real key before it; letting it see itself keeps its row
                 # finite (its output is zeroed anyway) without touching any real token.
                 attn_mask = (attn_mask & causal) | torch.eye(n, dtype=torch.bool, device=x.device)
-        with sdpa_backend(self.backend if x.is_cuda else "auto"):
-            out = F.scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                attn_mask=attn_mask,
-                dropout_p=self.dropout if self.training else 0.0,
-                is_causal=self.causal and mask is None,
-            )
+        out = sdpa(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and mask is None, backend=self.backend,
+        )
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))

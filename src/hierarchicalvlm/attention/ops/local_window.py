@@ -17,6 +17,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .sdpa import sdpa
+
 
 def gather_positions(t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Pick tokens per sample: ``t`` ``(B, H, n, d)``, ``positions`` ``(B, g)`` -> ``(B, H, g, d)``."""
@@ -93,7 +95,7 @@ def local_window_attention(
         allowed = torch.cat([allowed.expand(b, num_chunks, chunk, span), g_allowed], dim=-1)
 
     keys = k_chunks.shape[3]
-    out = F.scaled_dot_product_attention(
+    out = sdpa(
         q_chunks.reshape(b * num_chunks, h, chunk, d),
         k_chunks.reshape(b * num_chunks, h, keys, d),
         v_chunks.reshape(b * num_chunks, h, keys, d),

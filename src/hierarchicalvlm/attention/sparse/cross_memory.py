@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from ..base import check_heads, check_mask, check_sequence_input
+from ..ops.sdpa import sdpa
 
 
 class CrossMemoryAttention(nn.Module):
@@ -79,7 +79,7 @@ class CrossMemoryAttention(nn.Module):
             has_memory = memory_mask.any(dim=1)  # (B,)
             # An all-padding memory would give NaN rows; let it see everything, then drop the result.
             attn_mask = (memory_mask | ~has_memory[:, None])[:, None, None, :]
-        attended = F.scaled_dot_product_attention(
+        attended = sdpa(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
         cross = self.proj(rearrange(attended, "b h n d -> b n (h d)"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import NamedTuple, Optional
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 from ..base import SequenceMixer, check_positive, register_attention
 from ..ops.flex import MIN_FLEX_HEAD_DIM, flex_available, flex_local_global_attention
 from ..ops.local_window import gather_positions, local_window_attention
+from ..ops.sdpa import sdpa
 
 
 class GlobalTokens(NamedTuple):
@@ -152,7 +152,7 @@ class LocalGlobalAttention(SequenceMixer):
                 allowed = allowed & mask[:, None, :]
             # A (padded) global query always sees itself, so its row stays finite.
             attn_mask = (allowed | (key_pos == query_pos))[:, None]  # (B, 1, g, n)
-        return F.scaled_dot_product_attention(
+        return sdpa(
             gather_positions(q, positions), k, v, attn_mask=attn_mask, dropout_p=dropout_p
         )
 

@@ -11,6 +11,7 @@ from einops import rearrange
 from torch import nn
 
 from ..base import SequenceMixer, check_positive, register_attention
+from ..ops.sdpa import sdpa
 
 
 @register_attention("strided")
@@ -58,7 +59,7 @@ class StridedAttention(SequenceMixer):
         q, k, v = rearrange(qkv, "b (a r) (three h d) -> three (b r) h a d", r=s, three=3, h=self.num_heads)
 
         attn_mask = self._class_mask(mask, b, n, tail, x.device)
-        out = F.scaled_dot_product_attention(
+        out = sdpa(
             q,
             k,
             v,
