@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hierarchicalvlm.callbacks.memory import free_memory, peak_memory, reset_all_peaks
 from hierarchicalvlm.callbacks.throughput import LongRangeThroughputMonitor
+from hierarchicalvlm.utils.hydra_ddp import launch_ranks_per_job
 
 from . import tracking
 from .summary import COMPLETED, FAILED, JobSummary, job_identity, read_summary, resolved_config
@@ -106,6 +107,7 @@ class AblationJob:
             return JobOutcome("skipped", dict(previous.get("metrics") or {}), job_dir=job_dir)
 
         resumed_from = self._resume_checkpoint() if self.resume else None
+        launch_ranks_per_job(resume_from=resumed_from)
         identity = job_identity(self.cfg)
         tracking.annotate_wandb(self.cfg, identity, self.context.sweep_name if self.context.multirun else None)
         summary = JobSummary(

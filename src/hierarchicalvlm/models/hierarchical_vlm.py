@@ -20,7 +20,7 @@ class VLMOutput:
     qa_logits: torch.Tensor  # (B, num_answers)
     video_embedding: torch.Tensor  # (B, E) unit-norm
     text_embedding: torch.Tensor  # (B, E) unit-norm
-    logit_scale: torch.Tensor  # scalar, exp of the learned temperature
+    logit_scale: torch.Tensor  # (1,), exp of the learned temperature
 
 
 class HierarchicalVLM(nn.Module):
@@ -60,7 +60,8 @@ class HierarchicalVLM(nn.Module):
         self.text = TextEncoder(inputs["vocab_size"], dim, num_heads, text_depth, max_text_length, mlp_ratio, dropout)
         self.video_proj = nn.Linear(dim, embed_dim)
         self.text_proj = nn.Linear(dim, embed_dim)
-        self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1/0.07), CLIP's initial temperature
+        # log(1/0.07), CLIP's initial temperature; shape (1,) because FSDP cannot shard 0-d parameters
+        self.logit_scale = nn.Parameter(torch.tensor([2.659]))
         self.qa_head = nn.Sequential(
             nn.LayerNorm(2 * dim), nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, inputs["num_answers"])
         )

@@ -71,10 +71,18 @@ class HierarchicalVLMModule(L.LightningModule):
     def forward(self, batch: dict[str, Any]):
         return self.net(batch)
 
+    def _global_batch(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Embeddings of every rank's batch, so that InfoNCE under data parallelism has the negatives (and the
+        loss) of one device at the same global batch. Gradients flow back to each rank's own rows."""
+        if self._trainer is None or self.trainer.world_size == 1 or not self.training:
+            return embeddings
+        return self.all_gather(embeddings, sync_grads=True).flatten(0, 1)
+
     def _losses(self, batch: dict[str, Any]):
         out = self.net(batch)
         qa = qa_loss(out.qa_logits, batch["answer"])
-        contrastive = contrastive_loss(out.video_embedding, out.text_embedding, out.logit_scale)
+        video, text = self._global_batch(out.video_embedding), self._global_batch(out.text_embedding)
+        contrastive = contrastive_loss(video, text, out.logit_scale)
         weights = self.hparams.loss
         total = weights["qa_weight"] * qa + weights["contrastive_weight"] * contrastive
         return out, total, qa, contrastive
