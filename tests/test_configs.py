@@ -41,3 +41,21 @@ def test_unknown_choice_names_the_group_and_the_options(tmp_path: Path) -> None:
         compose_config(["attention=nope"], tmp_path)
     message = str(err.value)
     assert "attention/nope" in message and "full" in message
+
+
+@pytest.mark.parametrize("experiment", [None, "long_seq_ablation", "reach"])
+def test_the_sweep_folder_resolves_before_any_job_exists(experiment, monkeypatch, tmp_path: Path) -> None:
+    """Hydra computes hydra.sweep.dir before a job's HydraConfig is set: no ${hydra:...} may be needed for it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.delenv("PROJECT_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
+    overrides = [f"experiment={experiment}"] if experiment else []
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert str(cfg.hydra.sweep.dir).startswith(str(tmp_path / "logs"))

@@ -15,6 +15,12 @@ def auto_precision() -> str:
     return "32-true"
 
 
+def launch_dir() -> str:
+    """The directory ``train.py`` was started from. Unlike ``${hydra:runtime.cwd}`` it also resolves while a
+    multirun's sweep folder is computed, before any job's Hydra config exists."""
+    return os.getcwd()
+
+
 def wandb_offline() -> bool:
     """Offline unless the user asked for online mode or provided an API key: never block on the network."""
     mode = os.environ.get("WANDB_MODE", "").lower()
@@ -43,7 +49,9 @@ def run_name() -> str:
 
 
 def register_resolvers() -> None:
-    for name, fn in {"auto_precision": auto_precision, "wandb_offline": wandb_offline, "run_name": run_name}.items():
+    resolvers = {"auto_precision": auto_precision, "wandb_offline": wandb_offline, "run_name": run_name,
+                 "launch_dir": launch_dir}
+    for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(f"hvlm.{name}"):
             OmegaConf.register_new_resolver(f"hvlm.{name}", fn)
 
