@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -24,6 +25,7 @@ def set_hydra(tmp_path: Path, overrides: list[str], mode: RunMode) -> None:
 
 
 def test_a_multirun_rank_runs_only_its_job_in_its_folder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None)  # as under `python train.py`, not `python -m`
     monkeypatch.setattr("sys.argv", ["train.py", "-m", "attention=full,performer", "trainer=ddp"])
     set_hydra(tmp_path, ["attention=performer", "trainer=ddp"], RunMode.MULTIRUN)
     hydra_ddp.launch_ranks_per_job(resume_from=None)
