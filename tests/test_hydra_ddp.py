@@ -60,3 +60,25 @@ def test_lightnings_launchers_use_the_job_command() -> None:
 
     hydra_ddp.launch_ranks_per_job()
     assert subprocess_script._hydra_subprocess_cmd is hydra_ddp.job_rank_command
+
+
+def test_a_multirun_of_ddp_jobs_on_cpu_runs_every_job_on_two_ranks(tmp_path: Path) -> None:
+    """Two DDP jobs (gloo, 2 CPU processes each) in one sweep: two job folders, both completed on 2 ranks, and
+    InfoNCE over the global batch of 16 (chance ln 16 = 2.77; per-rank batches of 8 would give ln 8 = 2.08)."""
+    import json
+    import math
+
+    from .conftest import TINY, run_train_py
+
+    sweep = tmp_path / "sweep"
+    tiny = [o for o in TINY if not o.startswith(("trainer.", "data.batch_size"))]
+    result = run_train_py(["-m", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                           "trainer.precision=32-true", "attention=full,performer", *tiny, "data.batch_size=8",
+                           "trainer.max_epochs=1", "test=false", f"hydra.sweep.dir={sweep}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    for job in ("0", "1"):
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["status"] == "completed", summary.get("error")
+        assert summary["throughput"]["world_size"] == 2
+        assert summary["metrics"]["train/contrastive_loss"] > 0.5 * (math.log(8) + math.log(16))

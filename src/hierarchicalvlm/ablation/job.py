@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -23,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hierarchicalvlm.callbacks.memory import free_memory, peak_memory, reset_all_peaks
 from hierarchicalvlm.callbacks.throughput import LongRangeThroughputMonitor
-from hierarchicalvlm.utils.hydra_ddp import launch_ranks_per_job
+from hierarchicalvlm.utils.hydra_ddp import distributed_state_per_job, launch_ranks_per_job
 
 from . import tracking
 from .summary import COMPLETED, FAILED, JobSummary, job_identity, read_summary, resolved_config
@@ -122,7 +123,8 @@ class AblationJob:
         reset_all_peaks()
         built: dict[str, L.Trainer] = {}
         try:
-            metrics = self.run_fn(self.cfg, on_build=lambda trainer: built.__setitem__("trainer", trainer))
+            with distributed_state_per_job() if self.context.multirun else nullcontext():
+                metrics = self.run_fn(self.cfg, on_build=lambda trainer: built.__setitem__("trainer", trainer))
         except Exception as err:  # noqa: BLE001 - recorded; re-raised unless this is one job of a multirun
             return self._failed(err, summary, identity, built.get("trainer"))
         else:

@@ -4,13 +4,18 @@ Lightning starts ranks 1..N-1 by running the script again with ``sys.argv``. In 
 the whole sweep (``-m attention=full,performer``), so every extra rank would launch the sweep again and
 make its own output folders. :func:`job_rank_command` gives Lightning a command that runs only the
 current job instead: its own overrides, its folder as ``hydra.run.dir``, no ``-m``. Single runs keep
-Lightning's own command.
+Lightning's own command. :func:`distributed_state_per_job` undoes what one job's ranks leave behind, so that
+the next job of the sweep starts its own ranks.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Callable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
 
 from lightning.fabric.strategies.launchers import subprocess_script as fabric_launcher
 from lightning.pytorch.strategies.launchers import subprocess_script as trainer_launcher
@@ -57,3 +62,27 @@ def launch_ranks_per_job(resume_from: Optional[str] = None) -> None:
     _resume_from = resume_from
     for module in (fabric_launcher, trainer_launcher):
         module._hydra_subprocess_cmd = job_rank_command
+
+
+# What Lightning's launcher writes into the main process's environment when it starts the extra ranks.
+LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@contextmanager
+def distributed_state_per_job() -> Iterator[None]:
+    """Run one job of a multirun, then tear down its process group and restore the launcher's variables.
+
+    Otherwise the next job sees ``LOCAL_RANK`` set, takes its ranks for launched already, and talks to the
+    previous job's process group, whose other ranks have exited.
+    """
+    saved = {name: os.environ.get(name) for name in LAUNCHER_ENV}
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
