@@ -10,6 +10,7 @@ import torch
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from hierarchicalvlm.attention.linear.performer import step_feature_redraws
 from hierarchicalvlm.data.base import IGNORE_INDEX
 
 from .hierarchical_vlm import HierarchicalVLM, contrastive_loss, qa_loss
@@ -88,6 +89,8 @@ class HierarchicalVLMModule(L.LightningModule):
         return out, total, qa, contrastive
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
+            step_feature_redraws(self.net)  # compiled graphs leave the Performer redraw schedule to us
         out, total, qa, contrastive = self._losses(batch)
         bs = batch["frames"].shape[0]
         self.log_dict(

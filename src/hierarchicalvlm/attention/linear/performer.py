@@ -70,8 +70,13 @@ class PerformerAttention(SequenceMixer):
         self.projection.copy_(fresh)
         self.calls_since_redraw = 0
 
-    @torch.compiler.disable  # a counter that changes every call would make torch.compile recompile each step
-    def _redraw_if_due(self) -> None:
+    def step_feature_redraw(self) -> None:
+        """Count one training call and redraw the features every ``feature_redraw_interval`` calls.
+
+        Eager code only: the forward calls it itself, except inside ``torch.compile``, where a Python counter
+        would break the graph (or recompile it every step); there the training loop calls it before each
+        step (:func:`step_feature_redraws`).
+        """
         if not (self.training and self.feature_redraw_interval):
             return
         if self.calls_since_redraw >= self.feature_redraw_interval:
@@ -79,7 +84,8 @@ class PerformerAttention(SequenceMixer):
         self.calls_since_redraw += 1
 
     def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-        self._redraw_if_due()
+        if not torch.compiler.is_compiling():
+            self.step_feature_redraw()
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         with torch.autocast(device_type=x.device.type, enabled=False):
             phi_q = favor_features(q, self.projection, is_query=True)
@@ -97,3 +103,10 @@ class PerformerAttention(SequenceMixer):
             f"{super().extra_repr()}, num_features={self.num_features}, "
             f"feature_redraw_interval={self.feature_redraw_interval}, chunk_size={self.chunk_size}"
         )
+
+
+def step_feature_redraws(model: nn.Module) -> None:
+    """Advance the redraw schedule of every Performer layer in ``model`` (for compiled models, once per step)."""
+    for module in model.modules():
+        if isinstance(module, PerformerAttention):
+            module.step_feature_redraw()

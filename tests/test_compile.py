@@ -1,0 +1,65 @@
+"""torch.compile readiness: no graph break in any attention path, one graph per padded length, and the
+Performer redraw schedule kept outside compiled graphs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch._dynamo.testing import CompileCounter
+
+from hierarchicalvlm.attention import PerformerAttention
+from hierarchicalvlm.attention.linear.performer import step_feature_redraws
+from hierarchicalvlm.pipeline import build
+
+from .test_configs import ATTENTIONS
+
+
+def tiny_model_and_batch(make_cfg, *overrides: str):
+    cfg = make_cfg(*overrides)
+    datamodule, model, _ = build(cfg)
+    datamodule.setup("fit")
+    return model, next(iter(datamodule.train_dataloader()))
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_the_whole_model_compiles_to_one_graph(attention: str, make_cfg) -> None:
+    model, batch = tiny_model_and_batch(make_cfg, f"attention={attention}")
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model.net)(batch)
+    reasons = [r.reason.splitlines()[0] for r in explanation.break_reasons]
+    assert explanation.graph_break_count == 0, reasons
+    assert explanation.graph_count == 1
+
+
+def test_one_graph_per_padded_length_whatever_the_padding(make_cfg) -> None:
+    """Static shapes: a new length compiles once; padded and unpadded batches of that length share the graph."""
+    model, batch = tiny_model_and_batch(make_cfg)
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    net = torch.compile(model.net, backend=counter, dynamic=False)
+    net(batch)
+    padded = {**batch, "frame_mask": batch["frame_mask"].clone()}
+    padded["frame_mask"][0, -2:] = False
+    net(padded)
+    assert counter.frame_count == 1
+    longer = {**batch, "frames": torch.cat([batch["frames"], batch["frames"]], dim=1),
+              "frame_mask": torch.cat([batch["frame_mask"], batch["frame_mask"]], dim=1)}
+    net(longer)
+    assert counter.frame_count == 2
+
+
+def test_compiled_forwards_leave_the_performer_redraw_to_the_training_loop(make_cfg) -> None:
+    model, batch = tiny_model_and_batch(make_cfg, "attention=performer", "attention.feature_redraw_interval=2")
+    layers = [m for m in model.net.modules() if isinstance(m, PerformerAttention)]
+    before = [layer.projection.clone() for layer in layers]
+    torch._dynamo.reset()
+    compiled = torch.compile(model.net, backend="eager", dynamic=False)
+    for _ in range(3):
+        compiled(batch)
+    assert all(layer.calls_since_redraw == 0 for layer in layers)
+    for _ in range(3):
+        step_feature_redraws(compiled)
+    assert all(layer.calls_since_redraw == 1 for layer in layers)  # redrawn at the third call, then counted
+    assert all(not torch.equal(layer.projection, old) for layer, old in zip(layers, before))
+    model.net(batch)  # eager forwards keep counting by themselves
+    assert all(layer.calls_since_redraw == 2 for layer in layers)
