@@ -82,3 +82,27 @@ def test_a_multirun_of_ddp_jobs_on_cpu_runs_every_job_on_two_ranks(tmp_path: Pat
         assert summary["status"] == "completed", summary.get("error")
         assert summary["throughput"]["world_size"] == 2
         assert summary["metrics"]["train/contrastive_loss"] > 0.5 * (math.log(8) + math.log(16))
+
+
+def test_ddp_on_two_ranks_matches_one_process_at_the_same_global_batch(tmp_path: Path) -> None:
+    """One optimiser step on 16 samples: one process with batch 16 vs DDP (gloo) with 2 x 8. The same samples
+    form the global batch, so InfoNCE (over the gathered batch) must agree at step 0, and the updated models must
+    score the validation set alike (synced metrics)."""
+    import json
+
+    from .conftest import TINY, run_train_py
+
+    tiny = [o for o in TINY if not o.startswith(("trainer.", "data.batch_size", "data.num_train", "data.num_val"))]
+    common = [*tiny, "data.num_train=16", "data.num_val=16", "trainer.max_steps=1", "trainer.log_every_n_steps=1",
+              "trainer.precision=32-true", "test=false", "logger=csv"]
+    runs = {"one": ["trainer=cpu", "data.batch_size=16"],
+            "ddp": ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=8"]}
+    metrics = {}
+    for name, args in runs.items():
+        result = run_train_py([*common, *args, f"hydra.run.dir={tmp_path / name}"])
+        assert result.returncode == 0, result.stderr[-2000:]
+        metrics[name] = json.loads((tmp_path / name / "summary.json").read_text())["metrics"]
+    one, ddp = metrics["one"], metrics["ddp"]
+    assert abs(one["train/contrastive_loss"] - ddp["train/contrastive_loss"]) < 1e-4, (one, ddp)
+    for key in ("val/qa_acc", "val/t2v_r1", "val/v2t_r5"):
+        assert abs(one[key] - ddp[key]) < 1e-6, (key, one[key], ddp[key])
