@@ -71,6 +71,7 @@ BAD_INPUTS = {
     "attention.window_size": (["attention=local_global", "attention.window_size=100000"], "attention.window_size"),
     "attention.num_features": (["attention=performer", "attention.num_features=0"], "num_features"),
     "ckpt_path": (["ckpt_path=/nonexistent/last.ckpt"], "ckpt_path"),
+    "trainer=fsdp on cpu": (["trainer=fsdp", "trainer.accelerator=cpu"], "trainer.accelerator=cpu"),
 }
 
 

@@ -92,6 +92,18 @@ def _check_attention(cfg: DictConfig, seq_len: int | None) -> None:
         raise ConfigError(f"attention: {err} (fix it with attention.<argument>=... on the command line)") from None
 
 
+def _check_trainer(cfg: DictConfig) -> None:
+    """Strategies that cannot run on the chosen device (Lightning would stop later, inside its Trainer)."""
+    strategy = OmegaConf.select(cfg, "trainer.strategy", default=None)
+    name = strategy.get("_target_", "") if isinstance(strategy, DictConfig) else str(strategy or "")
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    if "fsdp" in name.lower() and accelerator == "cpu":
+        raise ConfigError(
+            "trainer=fsdp shards over GPUs and cannot run with trainer.accelerator=cpu; "
+            "on CPUs use trainer=ddp trainer.accelerator=cpu (gloo), or drop the accelerator override on a GPU machine"
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first mistake found in ``cfg``."""
     _check_resolvable(cfg)
@@ -113,6 +125,7 @@ def validate_config(cfg: DictConfig) -> None:
     seq_len = per_frame * frames if per_frame and frames else None
     _check_attention(cfg, seq_len)
     _check_paths(cfg)
+    _check_trainer(cfg)
     if cfg.get("train") is False and cfg.get("test") and not cfg.get("ckpt_path"):
         raise ConfigError("train=false test=true evaluates a checkpoint: set ckpt_path=/path/to/file.ckpt")
     if cfg.get("ckpt_path") and not Path(str(cfg.ckpt_path)).exists():
