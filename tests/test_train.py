@@ -127,3 +127,25 @@ def test_an_unpadded_batch_gives_the_same_encoding_as_an_explicit_all_true_mask(
     padded = encoder(padded_frames, padded_mask, question)
     torch.testing.assert_close(padded.qa, unpadded.qa, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(padded.tokens[:, :-4], unpadded.tokens, atol=1e-5, rtol=1e-4)
+
+
+def test_validation_reports_qa_accuracy_per_task_family(make_cfg) -> None:
+    """Per-family accuracies are logged for the families present, and their mean weighted by count is the
+    overall accuracy."""
+    from hierarchicalvlm.data.synthetic import SyntheticVideoQADataset
+
+    cfg = make_cfg("data.tasks=[count,order,match]", "trainer.max_epochs=1", "test=false")
+    metrics = run(cfg)
+    families = [s.family for s in (SyntheticVideoQADataset(make_spec(cfg), cfg.data.seed, "val", cfg.data.num_val).scene(i)
+                                   for i in range(cfg.data.num_val))]
+    per_family = {f: metrics[f"val/qa_acc/{f}"] for f in set(families)}
+    assert set(f"val/qa_acc/{f}" for f in ("count", "order", "match")) >= {k for k in metrics if k.startswith("val/qa_acc/")}
+    weighted = sum(per_family[f] * families.count(f) for f in per_family) / len(families)
+    assert abs(weighted - metrics["val/qa_acc"]) < 1e-5
+
+
+def make_spec(cfg):
+    from hierarchicalvlm.data.synthetic import SyntheticVideoSpec
+
+    d = cfg.data
+    return SyntheticVideoSpec(d.num_frames, d.frame_size, tuple(d.tasks), d.noise, d.distractor_rate, d.caption_events)

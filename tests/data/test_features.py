@@ -45,7 +45,7 @@ def make_module(annotations, root, **kwargs) -> FeatureDataModule:
 def test_all_three_formats_load_and_batch(write_file, media):
     module = make_module(write_file("a.csv", FEATURES_CSV), media / "features", max_frames=None)
     assert module.model_inputs() | {"vocab_size": 0} == {
-        "kind": "features", "feature_dim": 16, "max_frames": 100, "vocab_size": 0, "num_answers": 2}
+        "kind": "features", "feature_dim": 16, "max_frames": 100, "vocab_size": 0, "num_answers": 2, "tasks": []}
     a = module.splits["train"][0]["frames"]
     np.testing.assert_array_equal(a.numpy(), np.load(media / "features" / "videos" / "a.npy"))
     assert torch.equal(module.splits["train"][1]["frames"], torch.load(media / "features" / "videos" / "b.pt"))

@@ -150,10 +150,12 @@ def test_sample_shapes_dtype_and_range(num_frames, frame_size):
 def test_collate_input_spec_and_vocabularies():
     dm = SyntheticVideoQADataModule(num_frames=16, frame_size=8, num_train=10, num_val=5, num_test=5)
     assert dm.model_inputs() == {"kind": "pixels", "frame_shape": (3, 8, 8), "max_frames": 16,
-                                 "vocab_size": dm.tokenizer.vocab_size, "num_answers": len(NUMBERS) + 2}
+                                 "vocab_size": dm.tokenizer.vocab_size, "num_answers": len(NUMBERS) + 2,
+                                 "tasks": ["count", "order", "match"]}
     samples = [dm.splits["test"][i] for i in range(5)]
     batch = dm.collate(samples)
-    assert set(batch) == BATCH_KEYS
+    assert set(batch) == BATCH_KEYS | {"task"}
+    assert [dm.task_names()[i] for i in batch["task"]] == [s["task"] for s in samples]
     assert batch["frames"].shape == (5, 16, 3, 8, 8) and batch["frame_mask"].all()
     assert (batch["answer"] != IGNORE_INDEX).all()
     assert [dm.answers[i] for i in batch["answer"]] == [s["answer"] for s in samples]

@@ -39,7 +39,7 @@ def make_module(annotations, media, **kwargs) -> VideoTextFolderDataModule:
 def test_batches_follow_the_data_contract(good_csv, media):
     module = make_module(good_csv, media)
     assert module.model_inputs() | {"vocab_size": 0} == {
-        "kind": "pixels", "frame_shape": (3, 16, 16), "max_frames": 4, "vocab_size": 0, "num_answers": 2}
+        "kind": "pixels", "frame_shape": (3, 16, 16), "max_frames": 4, "vocab_size": 0, "num_answers": 2, "tasks": []}
     batch = next(iter(module.val_dataloader()))
     assert batch["frames"].shape == (1, 4, 3, 16, 16) and batch["frames"].dtype == torch.float32
     assert 0.0 <= batch["frames"].min() and batch["frames"].max() <= 1.0

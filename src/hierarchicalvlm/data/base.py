@@ -6,7 +6,8 @@ A dataset yields :class:`Sample` dicts::
      "caption": str,          # may be "" when the data has no captions
      "question": str,         # may be "" when the data has no questions
      "answer": str | None,    # None when the sample has no QA label
-     "video_id": str}
+     "video_id": str,
+     "task": str}             # optional: the question's task family, for per-task accuracy
 
 and :meth:`VideoTextDataModule.collate` turns a list of them into a :class:`Batch` dict::
 
@@ -16,12 +17,14 @@ and :meth:`VideoTextDataModule.collate` turns a list of them into a :class:`Batc
     question_ids  (B, Lq) long, question_mask (B, Lq) bool
     answer        (B,) long                      IGNORE_INDEX where a sample has no answer
     video_id      list[str]
+    task          (B,) long                      index into ``model_inputs()["tasks"]``, -1 if unknown
+                                                 (only when the data module names its tasks)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence, TypedDict
+from typing import Any, NotRequired, Optional, Sequence, TypedDict
 
 import lightning as L
 import torch
@@ -38,6 +41,7 @@ class Sample(TypedDict):
     question: str
     answer: Optional[str]
     video_id: str
+    task: NotRequired[str]
 
 
 Batch = dict[str, Any]
@@ -108,6 +112,10 @@ class VideoTextDataModule(L.LightningDataModule):
         texts = [s["caption"] for s in samples] + [s["question"] for s in samples]
         return texts, [s["answer"] for s in samples if s["answer"] is not None]
 
+    def task_names(self) -> list[str]:
+        """The task families whose QA accuracy is reported separately (none by default)."""
+        return []
+
     # --- shared machinery ---------------------------------------------------------------------
     def setup(self, stage: Optional[str] = None) -> None:
         if self.splits:
@@ -124,7 +132,8 @@ class VideoTextDataModule(L.LightningDataModule):
         ``num_answers`` is at least 2 so caption-only data still builds (its QA loss is ignored)."""
         self.setup()
         assert self.tokenizer is not None
-        return {**self.input_spec(), "vocab_size": self.tokenizer.vocab_size, "num_answers": max(2, len(self.answers))}
+        return {**self.input_spec(), "vocab_size": self.tokenizer.vocab_size, "num_answers": max(2, len(self.answers)),
+                "tasks": self.task_names()}
 
     def collate(self, samples: list[Sample]) -> Batch:
         assert self.tokenizer is not None, "call setup() before building loaders"
@@ -136,7 +145,7 @@ class VideoTextDataModule(L.LightningDataModule):
             [answer_index.get(s["answer"], IGNORE_INDEX) if s["answer"] is not None else IGNORE_INDEX for s in samples],
             dtype=torch.long,
         )
-        return {
+        batch = {
             "frames": frames,
             "frame_mask": frame_mask,
             "caption_ids": caption_ids,
@@ -146,6 +155,11 @@ class VideoTextDataModule(L.LightningDataModule):
             "answer": answer,
             "video_id": [s["video_id"] for s in samples],
         }
+        tasks = self.task_names()
+        if tasks:
+            index = {t: i for i, t in enumerate(tasks)}
+            batch["task"] = torch.tensor([index.get(s.get("task"), -1) for s in samples], dtype=torch.long)
+        return batch
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()

@@ -305,7 +305,7 @@ class SyntheticVideoQADataset(Dataset):
         frames = render_frames(list(scene.events), spec.num_frames, spec.frame_size, spec.noise, pixel_rng)
         video_id = f"synthetic-{self.seed}-{self.split}-{index:06d}"
         return {"frames": frames, "caption": scene.caption, "question": scene.question, "answer": scene.answer,
-                "video_id": video_id}
+                "video_id": video_id, "task": scene.family}
 
 
 class SyntheticVideoQADataModule(VideoTextDataModule):
@@ -354,6 +354,10 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
 
     def texts_for_vocab(self) -> tuple[list[str], list[str]]:
         return lexicon_texts(), answer_vocabulary(self.spec.tasks)
+
+    def task_names(self) -> list[str]:
+        """The enabled families: validation and test report ``qa_acc/<family>`` for each."""
+        return list(self.spec.tasks)
 
     def answers_by_family(self) -> dict[str, tuple[str, ...]]:
         """The possible answers of each enabled family at this ``num_frames``."""

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import lightning as L
 import torch
+from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -54,9 +55,15 @@ class HierarchicalVLMModule(L.LightningModule):
         self.net = HierarchicalVLM(inputs, attention, **net)
         self.compile_net = compile
         num_answers = inputs["num_answers"]
+        self.task_names: list[str] = list(inputs.get("tasks") or [])
         for stage in ("val", "test"):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_answers, average="micro", ignore_index=IGNORE_INDEX))
             setattr(self, f"{stage}_recall", CrossModalRecall())
+            # QA accuracy of each task family, where the data names them (logged as <stage>/qa_acc/<task>)
+            setattr(self, f"{stage}_task_acc", nn.ModuleDict({
+                task: MulticlassAccuracy(num_answers, average="micro", ignore_index=IGNORE_INDEX)
+                for task in self.task_names
+            }))
         self.train_loss = MeanMetric()
         self.skipped_samples = 0
 
@@ -111,11 +118,20 @@ class HierarchicalVLMModule(L.LightningModule):
         bs = batch["frames"].shape[0]
         self.log(f"{stage}/loss", total, batch_size=bs, sync_dist=True)
         self.log(f"{stage}/qa_acc", acc, batch_size=bs, prog_bar=True)
+        if "task" in batch:
+            for index, metric in enumerate(getattr(self, f"{stage}_task_acc").values()):
+                chosen = batch["task"] == index
+                if chosen.any():
+                    metric.update(out.qa_logits[chosen], batch["answer"][chosen])
 
     def _eval_epoch_end(self, stage: str) -> None:
         recall = getattr(self, f"{stage}_recall")
         self.log_dict({f"{stage}/{k}": v for k, v in recall.compute().items()})
         recall.reset()
+        for task, metric in getattr(self, f"{stage}_task_acc").items():
+            if metric.update_called:  # a family absent from this split has no accuracy, not 0
+                self.log(f"{stage}/qa_acc/{task}", metric.compute())
+            metric.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step("val", batch)
