@@ -13,7 +13,7 @@ import logging
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -167,6 +167,7 @@ class FeatureDataModule(AnnotatedDataModule):
     it. ``max_frames`` subsamples longer videos uniformly (random jitter for training); when null
     it is set to the longest clip of the data (found by reading every file once).
     ``feature_fps`` (rows per second) is needed only when annotations have ``start``/``end``.
+    ``shared``: the annotation, split, bad-sample and loader options of :class:`AnnotatedDataModule`.
     """
 
     def __init__(
@@ -177,24 +178,9 @@ class FeatureDataModule(AnnotatedDataModule):
         max_frames: Optional[int] = 64,
         feature_fps: Optional[float] = None,
         random_train_sampling: bool = True,
-        train_annotations: Optional[str] = None,
-        val_annotations: Optional[str] = None,
-        test_annotations: Optional[str] = None,
-        split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
-        require_captions: bool = False,
-        on_bad_sample: str = "fail",
-        batch_size: int = 8,
-        num_workers: int = 0,
-        max_text_length: int = 32,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
-        frame_bucket: int = 1,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            annotations, train_annotations, val_annotations, test_annotations, split_ratios, split_seed,
-            require_captions, on_bad_sample, batch_size, num_workers, max_text_length, pin_memory, persistent_workers, frame_bucket,
-        )
+        super().__init__(annotations, **shared)
         if feature_dim is not None:
             check_positive(feature_dim=feature_dim)
         if max_frames is not None:

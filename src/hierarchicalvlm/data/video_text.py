@@ -131,6 +131,7 @@ class VideoTextFolderDataModule(AnnotatedDataModule):
     ``sampling="uniform"`` reads ``num_frames`` frames spread over each clip; ``sampling="fps"``
     reads ``fps`` frames per second, at most ``num_frames`` (shorter clips give shorter,
     zero-padded and masked sequences).
+    ``shared``: the annotation, split, bad-sample and loader options of :class:`AnnotatedDataModule`.
     """
 
     def __init__(
@@ -144,24 +145,9 @@ class VideoTextFolderDataModule(AnnotatedDataModule):
         fps: float = 1.0,
         random_train_sampling: bool = True,
         cache_dir: Optional[str] = None,
-        train_annotations: Optional[str] = None,
-        val_annotations: Optional[str] = None,
-        test_annotations: Optional[str] = None,
-        split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
-        split_seed: int = 0,
-        require_captions: bool = False,
-        on_bad_sample: str = "fail",
-        batch_size: int = 8,
-        num_workers: int = 0,
-        max_text_length: int = 32,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
-        frame_bucket: int = 1,
+        **shared: Any,
     ) -> None:
-        super().__init__(
-            annotations, train_annotations, val_annotations, test_annotations, split_ratios, split_seed,
-            require_captions, on_bad_sample, batch_size, num_workers, max_text_length, pin_memory, persistent_workers, frame_bucket,
-        )
+        super().__init__(annotations, **shared)
         if sampling not in SAMPLING:
             raise ValueError(f"sampling must be one of {', '.join(SAMPLING)}, got {sampling!r}")
         check_positive(num_frames=num_frames, fps=fps)
