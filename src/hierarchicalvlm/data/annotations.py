@@ -484,7 +484,7 @@ class AnnotatedDataModule(VideoTextDataModule):
 
     Subclasses implement :meth:`sample_path` (the file a row reads), :meth:`frame_loader` (a
     picklable ``(row, train) -> frames`` callable, shipped to loader workers) and
-    :meth:`input_spec`.
+    :meth:`input_spec`. ``loader``: batch size, workers and the other options of :class:`VideoTextDataModule`.
     """
 
     def __init__(
@@ -497,14 +497,9 @@ class AnnotatedDataModule(VideoTextDataModule):
         split_seed: int = 0,
         require_captions: bool = False,
         on_bad_sample: str = "fail",
-        batch_size: int = 8,
-        num_workers: int = 0,
-        max_text_length: int = 32,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
-        frame_bucket: int = 1,
+        **loader: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, max_text_length, pin_memory, persistent_workers, frame_bucket)
+        super().__init__(**loader)
         self.annotation_files = {
             "annotations": annotations,
             "train_annotations": train_annotations,
