@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ from omegaconf.errors import MissingMandatoryValue
 from hierarchicalvlm.data.annotations import AnnotationError, BadSampleError
 from hierarchicalvlm.data.features import FeatureDataModule
 
-REPO = Path(__file__).resolve().parents[2]
+from .helpers import REPO, load_script
 
 FEATURES_CSV = """video,caption,question,answer,split
 videos/a.mp4,first,what?,one,train
@@ -25,14 +23,6 @@ videos/b.mp4,second,what?,two,train
 videos/c.webm,third,what?,three,val
 videos/sub/d.mp4,fourth,what?,one,test
 """
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_module(annotations, root, **kwargs) -> FeatureDataModule:

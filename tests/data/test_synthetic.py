@@ -14,7 +14,6 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from torch.utils.data import DataLoader
 
 from hierarchicalvlm.data.base import IGNORE_INDEX
 from hierarchicalvlm.data.synthetic import (

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,15 +15,7 @@ from hierarchicalvlm.data.annotations import AnnotationError, BadSampleError
 from hierarchicalvlm.data.base import IGNORE_INDEX
 from hierarchicalvlm.data.video_text import VideoTextFolderDataModule
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from .helpers import REPO, load_script
 
 
 def make_module(annotations, media, **kwargs) -> VideoTextFolderDataModule:
