@@ -13,6 +13,14 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return ((actual - expected).norm() / expected.norm().clamp_min(1e-12)).item()
 
 
+def output_and_grads(fn, module, x: torch.Tensor, mask, weight: torch.Tensor):
+    """``fn(module, x, mask)`` and the gradients of ``(out * weight).sum()`` w.r.t. ``x`` and every parameter."""
+    x = x.detach().requires_grad_(True)
+    out = fn(module, x, mask)
+    grads = torch.autograd.grad((out * weight).sum(), [x, *module.parameters()])
+    return out.detach(), grads
+
+
 def random_padding_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
     """Right padding with random lengths in [1, n]; the first sample is full length."""
     lengths = torch.randint(1, n + 1, (batch,), generator=gen)

@@ -58,6 +58,23 @@ def test_padding_never_changes_real_tokens(name: str) -> None:
     assert (out[:, 23:] == 0).all(), "outputs at padded positions must be zero"
 
 
+CAUSAL_CASES = [(n, c) for n in NAMES for c in (False, True)
+                if not c or ATTENTION_REGISTRY[build(n).registry_name].supports_causal]
+
+
+@pytest.mark.parametrize(("name", "causal"), CAUSAL_CASES)
+def test_values_at_masked_positions_never_matter_even_inside_the_sequence(name: str, causal: bool) -> None:
+    """Holes in the mask, not just padding at the end: whatever the masked tokens hold, real tokens' outputs
+    stay the same (scans must carry their state across a hole unchanged)."""
+    mixer = build(name, causal=causal)
+    mask = torch.ones(2, 24, dtype=torch.bool)
+    mask[0, 5:9] = False
+    mask[1, 14:15] = False
+    x = torch.randn(2, 24, DIM)
+    other = torch.where(mask.unsqueeze(-1), x, 10 * torch.randn(2, 24, DIM))
+    torch.testing.assert_close(mixer(other, mask), mixer(x, mask), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_rows_are_independent_and_mask_per_row(name: str) -> None:
     mixer = build(name)

@@ -16,7 +16,7 @@ from hierarchicalvlm.attention.ops import (
 )
 from hierarchicalvlm.attention.reference import dense_attention, local_global_mask, with_key_padding
 from hierarchicalvlm.attention.sparse import LocalGlobalAttention
-from .helpers import LargestTensor, random_padding_mask, relative_error
+from .helpers import LargestTensor, output_and_grads, random_padding_mask, relative_error
 
 TOL = 1e-5
 needs_flex = pytest.mark.skipif(not flex_available(), reason="this torch has no FlexAttention")
@@ -45,13 +45,6 @@ def local_global_reference(
     attended = dense_attention(q, k, v, with_key_padding(allowed, mask)).to(x.dtype)
     out = module.proj(rearrange(attended, "b h n d -> b n (h d)"))
     return out if mask is None else out.masked_fill(~mask[..., None], 0.0)
-
-
-def output_and_grads(fn, module, x, mask, weight):
-    x = x.detach().requires_grad_(True)
-    out = fn(module, x, mask)
-    grads = torch.autograd.grad((out * weight).sum(), [x, *module.parameters()])
-    return out.detach(), grads
 
 
 def check_against_reference(module, x, mask, tol=TOL, scorer_tol=1e-4) -> None:

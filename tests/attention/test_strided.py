@@ -11,7 +11,7 @@ from einops import rearrange
 from hierarchicalvlm.attention.full import FullAttention
 from hierarchicalvlm.attention.reference import dense_attention, strided_mask, with_key_padding
 from hierarchicalvlm.attention.sparse import StridedAttention
-from .helpers import LargestTensor, random_padding_mask, relative_error
+from .helpers import LargestTensor, output_and_grads, random_padding_mask, relative_error
 
 TOL = 1e-5
 
@@ -24,13 +24,6 @@ def strided_reference(module: StridedAttention, x: torch.Tensor, mask: Optional[
     allowed = with_key_padding(strided_mask(x.shape[1], module.stride, module.causal, x.device), mask)
     out = module.proj(rearrange(dense_attention(q, k, v, allowed), "b h n d -> b n (h d)"))
     return out if mask is None else out.masked_fill(~mask[..., None], 0.0)
-
-
-def output_and_grads(fn, module, x, mask, weight):
-    x = x.detach().requires_grad_(True)
-    out = fn(module, x, mask)
-    grads = torch.autograd.grad((out * weight).sum(), [x, *module.parameters()])
-    return out.detach(), grads
 
 
 @pytest.mark.parametrize("causal", [False, True])
