@@ -67,8 +67,12 @@ class HierarchicalVLMModule(L.LightningModule):
         self.train_loss = MeanMetric()
         self.skipped_samples = 0
 
+    @property
+    def net_is_compiled(self) -> bool:
+        return isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule)
+
     def configure_model(self) -> None:
-        if self.compile_net and not isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
+        if self.compile_net and not self.net_is_compiled:
             self.net = torch.compile(self.net, dynamic=False)
 
     def long_range_tokens(self, batch: dict[str, Any]) -> int:
@@ -96,7 +100,7 @@ class HierarchicalVLMModule(L.LightningModule):
         return out, total, qa, contrastive
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        if isinstance(self.net, torch._dynamo.eval_frame.OptimizedModule):
+        if self.net_is_compiled:
             step_feature_redraws(self.net)  # compiled graphs leave the Performer redraw schedule to us
         out, total, qa, contrastive = self._losses(batch)
         bs = batch["frames"].shape[0]
