@@ -9,7 +9,8 @@ from einops import rearrange
 from torch import nn
 
 from .base import SequenceMixer, register_attention
-from .ops.sdpa import SDPA_BACKENDS, sdpa, sdpa_backend  # noqa: F401  (re-exported)
+from .ops.sdpa import SDPA_BACKENDS, sdpa
+
 
 @register_attention("full")
 class FullAttention(SequenceMixer):
