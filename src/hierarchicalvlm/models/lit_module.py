@@ -133,7 +133,10 @@ class HierarchicalVLMModule(L.LightningModule):
         self.log_dict({f"{stage}/{k}": v for k, v in recall.compute().items()})
         recall.reset()
         for task, metric in getattr(self, f"{stage}_task_acc").items():
-            if metric.update_called:  # a family absent from this split has no accuracy, not 0
+            # A family absent from the split has no accuracy (not 0). Decided over all ranks, because
+            # compute() syncs across them and so must run on every rank or on none.
+            seen = torch.tensor(float(metric.update_called), device=self.device)
+            if self.trainer.strategy.reduce(seen, reduce_op="max") > 0:
                 self.log(f"{stage}/qa_acc/{task}", metric.compute())
             metric.reset()
 
