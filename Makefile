@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 # with one, let pip resolve the normal CUDA build. Override: make install TORCH_SPEC='torch==2.5.1'.
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
 TORCH_SPEC ?= $(if $(HAS_GPU),torch>=2.4,torch==2.13.0)
+# GPU installs get the Triton that torch pins; CPU installs get one whose CPU interpreter runs our Triton
+# kernels' tests (3.6's cannot with numpy 2).
+TRITON_SPEC ?= $(if $(HAS_GPU),,triton>=3.8)
 STAMP := $(VENV)/.installed
 # lets tests run with or without a local wandb account, never touching the network
 export WANDB_MODE ?= offline
@@ -23,7 +26,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	# one command, so pip keeps the torch build named here while resolving the rest
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)" -e '.[dev]'
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..base import SequenceMixer, check_positive, register_attention
 from ..ops.favor import causal_linear_attention, favor_features, linear_attention, orthogonal_gaussian_projection
+from ..ops.favor_triton import fused_favor_attention, fused_favor_available
 
 
 @register_attention("performer")
@@ -32,6 +33,8 @@ class PerformerAttention(SequenceMixer):
     Masking: padded keys get zero features, so they receive no weight; padded outputs are zeroed.
     Precision: features and the attention core run in float32 with autocast off, whatever the input dtype;
     the result is cast back to the dtype of the value projection.
+    GPU path: non-causal layers on CUDA run the fused Triton kernel of :mod:`..ops.favor_triton` (features
+    recomputed in registers, never written to memory); ``HVLM_FAVOR_KERNEL=torch`` keeps the PyTorch path.
     The projection ω is a persistent buffer (saved in checkpoints; synchronised by DDP's buffer broadcast).
     """
 
@@ -87,6 +90,9 @@ class PerformerAttention(SequenceMixer):
         if not torch.compiler.is_compiling():
             self.step_feature_redraw()
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        if not self.causal and fused_favor_available(q):
+            out = fused_favor_attention(q, k, v, self.projection, mask)
+            return self.proj(rearrange(self.attn_drop(out), "b h n d -> b n (h d)"))
         with torch.autocast(device_type=x.device.type, enabled=False):
             phi_q = favor_features(q, self.projection, is_query=True)
             phi_k = favor_features(k, self.projection, is_query=False, mask=mask)

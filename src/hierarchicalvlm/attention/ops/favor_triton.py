@@ -1,0 +1,450 @@
+"""Fused FAVOR+ linear attention (non-causal) in Triton: the random features never reach GPU memory.
+
+The PyTorch path (:mod:`.favor`) writes the feature maps φ(Q), φ(K) — ``(batch, heads, n, m)`` float32, 1 GB
+each at 131K tokens × 8 heads × 256 features — and reads them back several times forward and backward.  Here
+each kernel recomputes a tile of features from a tile of q or k in registers (one small matmul with the
+projection ω) and consumes it at once:
+
+* ``_key_state_fwd``   Σ_j φ(k_j) v_jᵀ and Σ_j φ(k_j), one partial state per (batch·head, sequence split),
+                       with an online maximum (as flash attention's online softmax) for the shared key stabiliser;
+* ``_query_fwd``       out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z per query tile;
+* ``_query_bwd``       dq per tile and the partial gradients of the state (dS, dz) per split;
+* ``_key_bwd``         dk, dv per tile from dS, dz.
+
+Features are computed with fp32 accumulation; matmul operands are fp32 (TF32 tensor cores for bf16/fp16
+inputs, exact IEEE fp32 for fp32 inputs).  The stabilisers are the same as in :func:`.favor.favor_features`
+(per-query maximum; one maximum over the real keys of each (batch, head)) and the 1/√m factor is dropped:
+all are constant factors of numerator and denominator alike, so the result is the PyTorch path's, which is
+the reference this module is tested against (``tests/attention/test_favor_triton.py``).
+
+Layout: q, k, v ``(batch, heads, n, head_dim)`` with unit stride on ``head_dim`` (views are fine), ``mask``
+``(batch, n)`` bool with True = real key, projection ω ``(m, head_dim)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Optional
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU-only installs: the PyTorch path is used
+    triton = None
+
+# Below this denominator (every feature product underflowed) the output is ~0, as in favor._normalise; our
+# features lack favor's 1/√m factor (1/m in a product of two), so the kernels floor at this times m.
+_DENOMINATOR_FLOOR = torch.finfo(torch.float32).tiny ** 0.5
+_BLOCK_N = 64  # sequence positions per tile
+_BLOCK_F = 64  # random features per tile: larger tiles run out of shared memory in fp32
+_PROGRAMS_PER_SM = 4
+
+
+def fused_favor_available(x: torch.Tensor) -> bool:
+    """Whether layers should take :func:`fused_favor_attention` for ``x``: a CUDA tensor of a 16/32-bit float
+    dtype, Triton installed, and ``HVLM_FAVOR_KERNEL`` not set to ``torch`` (which keeps the PyTorch path).
+
+    (Called directly, the function also runs on CPU tensors under ``TRITON_INTERPRET=1``; the tests use that.)
+    """
+    if triton is None or os.environ.get("HVLM_FAVOR_KERNEL", "auto") == "torch":
+        return False
+    return x.is_cuda and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
+
+
+if triton is not None:
+
+    @triton.jit
+    def _load_rows(ptr, offs_n, offs_d, n_ok, d_ok, stride_n):
+        return tl.load(ptr + offs_n[:, None] * stride_n + offs_d[None, :], mask=n_ok[:, None] & d_ok[None, :], other=0.0).to(
+            tl.float32
+        )
+
+    @triton.jit
+    def _load_rows_of(ptr, bh, offs_n, n_ok, N):
+        """One float per row of a (batch·heads, N) row-statistics tensor."""
+        return tl.load(ptr + bh * N + offs_n, mask=n_ok, other=0.0)
+
+    @triton.jit
+    def _logits(x, w, PRECISION: tl.constexpr):
+        return tl.dot(x, tl.trans(w), input_precision=PRECISION)
+
+    @triton.jit
+    def _key_logits(k, w, valid, sq_scale, PRECISION: tl.constexpr):
+        """ωᵀk̂ − ‖k̂‖²/2 for a tile of keys (ω pre-scaled by d^(-1/4)); invalid entries at -1e30."""
+        s = _logits(k, w, PRECISION) - (0.5 * sq_scale) * tl.sum(k * k, axis=1)[:, None]
+        return tl.where(valid, s, -1.0e30)
+
+    @triton.jit
+    def _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK: tl.constexpr):
+        if HAS_MASK:
+            return n_ok & (tl.load(MASK + b * stride_mb + offs_n, mask=n_ok, other=0) != 0)
+        return n_ok
+
+    @triton.jit
+    def _key_state_fwd(
+        K, V, W, MASK, STATE_OUT, Z_OUT, M_OUT,
+        stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_mb,
+        H, N, D, F, blocks_per_split, sq_scale,
+        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
+        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr,
+    ):  # fmt: skip
+        """Partial Σ φ(k) vᵀ, Σ φ(k) of one (batch·head, split of the sequence, chunk of features)."""
+        bh, split, fc = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+        num_splits = tl.num_programs(1)
+        b, h = bh // H, bh % H
+        offs_d = tl.arange(0, BLOCK_D)
+        offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
+        d_ok, f_ok = offs_d < D, offs_f < F
+        w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
+        state = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
+        key_sum = tl.zeros((BLOCK_F,), dtype=tl.float32)
+        running_max = tl.full((BLOCK_F,), -1.0e30, tl.float32)  # all entries equal: one stabiliser per program
+        k_base = K + b * stride_kb + h * stride_kh
+        v_base = V + b * stride_vb + h * stride_vh
+        for i in range(0, blocks_per_split):
+            offs_n = (split * blocks_per_split + i) * BLOCK_N + tl.arange(0, BLOCK_N)
+            n_ok = offs_n < N
+            k = _load_rows(k_base, offs_n, offs_d, n_ok, d_ok, stride_kn)
+            v = _load_rows(v_base, offs_n, offs_d, n_ok, d_ok, stride_vn)
+            valid = _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)[:, None] & f_ok[None, :]
+            s = _key_logits(k, w, valid, sq_scale, PRECISION)
+            new_max = tl.maximum(running_max, tl.max(s))
+            rescale = tl.exp(running_max - new_max)
+            p = tl.where(valid, tl.exp(s - new_max[None, :]), 0.0)
+            state = state * rescale[:, None] + tl.dot(tl.trans(p), v, input_precision=PRECISION)
+            key_sum = key_sum * rescale + tl.sum(p, axis=0)
+            running_max = new_max
+        part = bh * num_splits + split
+        tl.store(STATE_OUT + (part * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :], state)
+        tl.store(Z_OUT + part * F_PAD + offs_f, key_sum)
+        tl.store(M_OUT + (part * tl.num_programs(2) + fc) + offs_f * 0, running_max, mask=offs_f == fc * BLOCK_F)
+
+    @triton.jit
+    def _query_fwd(
+        Q, W, STATE, Z, OUT, ROW_MAX, ROW_DEN,
+        stride_qb, stride_qh, stride_qn, stride_ob, stride_oh, stride_on,
+        H, N, D, F, floor,
+        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):  # fmt: skip
+        """out = φ(q)ᵀS / φ(q)ᵀz per query tile, features chunk by chunk with an online per-query maximum."""
+        bh = tl.program_id(0)
+        b, h = bh // H, bh % H
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_d = tl.arange(0, BLOCK_D)
+        n_ok, d_ok = offs_n < N, offs_d < D
+        q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
+        row_max = tl.full((BLOCK_N,), -1.0e30, tl.float32)
+        numerator = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        denominator = tl.zeros((BLOCK_N,), dtype=tl.float32)
+        for fc in range(0, F_PAD // BLOCK_F):
+            offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
+            w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
+            s = tl.where((offs_f < F)[None, :], _logits(q, w, PRECISION), -1.0e30)
+            new_max = tl.maximum(row_max, tl.max(s, axis=1))
+            rescale = tl.exp(row_max - new_max)
+            p = tl.exp(s - new_max[:, None])
+            state = tl.load(STATE + (bh * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :])
+            key_sum = tl.load(Z + bh * F_PAD + offs_f)
+            numerator = numerator * rescale[:, None] + tl.dot(p, state, input_precision=PRECISION)
+            denominator = denominator * rescale + tl.sum(p * key_sum[None, :], axis=1)
+            row_max = new_max
+        out = numerator / tl.maximum(denominator, floor)[:, None]
+        o_ptr = OUT + b * stride_ob + h * stride_oh + offs_n[:, None] * stride_on + offs_d[None, :]
+        tl.store(o_ptr, out.to(OUT.dtype.element_ty), mask=n_ok[:, None] & d_ok[None, :])
+        tl.store(ROW_MAX + bh * N + offs_n, row_max, mask=n_ok)
+        tl.store(ROW_DEN + bh * N + offs_n, denominator, mask=n_ok)
+
+    @triton.jit
+    def _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok, stride_gb, stride_gh, stride_gn,
+                      N, floor):  # fmt: skip
+        """out = num / den:  d num = d_out / den,  d den = −(d_out · out) / den  (0 where den was floored)."""
+        d_out = _load_rows(DO + b * stride_gb + h * stride_gh, offs_n, offs_d, n_ok, d_ok, stride_gn)
+        raw_denominator = _load_rows_of(ROW_DEN, bh, offs_n, n_ok, N)
+        denominator = tl.maximum(raw_denominator, floor)
+        d_num = d_out / denominator[:, None]
+        d_den = tl.where(raw_denominator > floor, -_load_rows_of(ROW_DELTA, bh, offs_n, n_ok, N) / denominator, 0.0)
+        return d_num, d_den
+
+    @triton.jit
+    def _query_bwd_dq(
+        Q, DO, W, STATE, Z, ROW_MAX, ROW_DEN, ROW_DELTA, DQ,
+        stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn, stride_dqb, stride_dqh, stride_dqn,
+        H, N, D, F, floor,
+        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):  # fmt: skip
+        bh = tl.program_id(0)
+        b, h = bh // H, bh % H
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_d = tl.arange(0, BLOCK_D)
+        n_ok, d_ok = offs_n < N, offs_d < D
+        q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
+        d_num, d_den = _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok,
+                                     stride_gb, stride_gh, stride_gn, N, floor)  # fmt: skip
+        row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
+        d_q = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        for fc in range(0, F_PAD // BLOCK_F):
+            offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
+            w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
+            s = tl.where((offs_f < F)[None, :], _logits(q, w, PRECISION), -1.0e30)
+            p = tl.exp(s - row_max[:, None])
+            state = tl.load(STATE + (bh * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :])
+            key_sum = tl.load(Z + bh * F_PAD + offs_f)
+            d_p = tl.dot(d_num, tl.trans(state), input_precision=PRECISION) + d_den[:, None] * key_sum[None, :]
+            # the per-query stabiliser is a common factor of numerator and denominator: its gradient cancels
+            d_q += tl.dot(d_p * p, w, input_precision=PRECISION)
+        dq_ptr = DQ + b * stride_dqb + h * stride_dqh + offs_n[:, None] * stride_dqn + offs_d[None, :]
+        tl.store(dq_ptr, d_q.to(DQ.dtype.element_ty), mask=n_ok[:, None] & d_ok[None, :])
+
+    @triton.jit
+    def _query_bwd_state(
+        Q, DO, W, ROW_MAX, ROW_DEN, ROW_DELTA, DSTATE_OUT, DZ_OUT,
+        stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn,
+        H, N, D, F, blocks_per_split, floor,
+        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):  # fmt: skip
+        """Partial dS = Σ φ(q) d_numᵀ and dz = Σ φ(q) d_den of one (batch·head, split, chunk of features)."""
+        bh, split, fc = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+        num_splits = tl.num_programs(1)
+        b, h = bh // H, bh % H
+        offs_d = tl.arange(0, BLOCK_D)
+        offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
+        d_ok, f_ok = offs_d < D, offs_f < F
+        w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
+        d_state = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
+        d_key_sum = tl.zeros((BLOCK_F,), dtype=tl.float32)
+        for i in range(0, blocks_per_split):
+            offs_n = (split * blocks_per_split + i) * BLOCK_N + tl.arange(0, BLOCK_N)
+            n_ok = offs_n < N
+            q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
+            d_num, d_den = _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok,
+                                         stride_gb, stride_gh, stride_gn, N, floor)  # fmt: skip
+            row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
+            valid = n_ok[:, None] & f_ok[None, :]
+            p = tl.where(valid, tl.exp(_logits(q, w, PRECISION) - row_max[:, None]), 0.0)
+            d_state += tl.dot(tl.trans(p), d_num, input_precision=PRECISION)
+            d_key_sum += tl.sum(p * d_den[:, None], axis=0)
+        part = bh * num_splits + split
+        tl.store(DSTATE_OUT + (part * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :], d_state)
+        tl.store(DZ_OUT + part * F_PAD + offs_f, d_key_sum)
+
+    @triton.jit
+    def _key_bwd(
+        K, V, W, MASK, M, DSTATE, DZ, DK, DV,
+        stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_mb,
+        stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
+        H, N, D, F, sq_scale,
+        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
+        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr,
+    ):  # fmt: skip
+        bh = tl.program_id(0)
+        b, h = bh // H, bh % H
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_d = tl.arange(0, BLOCK_D)
+        n_ok, d_ok = offs_n < N, offs_d < D
+        k = _load_rows(K + b * stride_kb + h * stride_kh, offs_n, offs_d, n_ok, d_ok, stride_kn)
+        v = _load_rows(V + b * stride_vb + h * stride_vh, offs_n, offs_d, n_ok, d_ok, stride_vn)
+        key_ok = _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)
+        key_max = tl.load(M + bh)
+        d_k = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        d_v = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        d_logit_sum = tl.zeros((BLOCK_N,), dtype=tl.float32)
+        for fc in range(0, F_PAD // BLOCK_F):
+            offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
+            w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
+            valid = key_ok[:, None] & (offs_f < F)[None, :]
+            p = tl.where(valid, tl.exp(_key_logits(k, w, valid, sq_scale, PRECISION) - key_max), 0.0)
+            d_state = tl.load(DSTATE + (bh * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :])
+            d_key_sum = tl.load(DZ + bh * F_PAD + offs_f)
+            d_p = tl.dot(v, tl.trans(d_state), input_precision=PRECISION) + d_key_sum[None, :]
+            d_v += tl.dot(p, d_state, input_precision=PRECISION)
+            d_logits = d_p * p  # the shared key stabiliser is a common factor: its gradient cancels
+            d_k += tl.dot(d_logits, w, input_precision=PRECISION)
+            d_logit_sum += tl.sum(d_logits, axis=1)
+        d_k -= sq_scale * d_logit_sum[:, None] * k
+        store_ok = n_ok[:, None] & d_ok[None, :]
+        dk_ptr = DK + b * stride_dkb + h * stride_dkh + offs_n[:, None] * stride_dkn + offs_d[None, :]
+        dv_ptr = DV + b * stride_dvb + h * stride_dvh + offs_n[:, None] * stride_dvn + offs_d[None, :]
+        tl.store(dk_ptr, d_k.to(DK.dtype.element_ty), mask=store_ok)
+        tl.store(dv_ptr, d_v.to(DV.dtype.element_ty), mask=store_ok)
+
+
+def _strides(t: torch.Tensor) -> tuple[int, int, int]:
+    return t.stride(0), t.stride(1), t.stride(2)
+
+
+def _split_grid(batch_heads: int, num_blocks: int, device: torch.device) -> tuple[int, int]:
+    """(splits, blocks per split) so that the kernels that sum over the sequence fill the GPU a few programs deep."""
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+    splits = max(1, min(num_blocks, math.ceil(_PROGRAMS_PER_SM * sms / batch_heads)))
+    per_split = math.ceil(num_blocks / splits)
+    return math.ceil(num_blocks / per_split), per_split
+
+
+def _padded_sizes(head_dim: int, num_features: int) -> tuple[int, int]:
+    """Tile width covering head_dim (a power of two ≥ 16, the smallest tensor-core operand) and the feature count
+    rounded up to whole chunks of _BLOCK_F."""
+    return max(16, 1 << (head_dim - 1).bit_length()), -(-num_features // _BLOCK_F) * _BLOCK_F
+
+
+def _options(q: torch.Tensor, w: torch.Tensor) -> dict:
+    return dict(
+        BLOCK_N=_BLOCK_N,
+        BLOCK_D=w.shape[1],
+        BLOCK_F=_BLOCK_F,
+        F_PAD=w.shape[0],
+        PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        num_warps=4,
+    )
+
+
+def _mask_args(mask: Optional[torch.Tensor], dummy: torch.Tensor) -> tuple[torch.Tensor, int]:
+    return (mask, mask.stride(0)) if mask is not None else (dummy, 0)
+
+
+# Custom ops (not a bare autograd.Function) so that torch.compile keeps the kernels as opaque nodes of one graph.
+@torch.library.custom_op("hvlm::favor_forward", mutates_args=())
+def _favor_forward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, mask: Optional[torch.Tensor], num_features: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The output, and for the backward: key state S and sum z, key stabiliser, per-query maximum and denominator."""
+    batch, heads, n, d = q.shape
+    options = _options(q, w)
+    bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
+    num_blocks = triton.cdiv(n, _BLOCK_N)
+    splits, per_split = _split_grid(bh, num_blocks, q.device)
+    f32 = dict(device=q.device, dtype=torch.float32)
+    states = torch.empty(bh, splits, f_pad, block_d, **f32)
+    key_sums = torch.empty(bh, splits, f_pad, **f32)
+    maxima = torch.empty(bh, splits, f_pad // _BLOCK_F, **f32)
+    mask_arg, mask_stride = _mask_args(mask, q)
+    _key_state_fwd[(bh, splits, f_pad // _BLOCK_F)](
+        k, v, w, mask_arg, states, key_sums, maxima, *_strides(k), *_strides(v), mask_stride,
+        heads, n, d, num_features, per_split, d**-0.5, HAS_MASK=mask is not None, **options,
+    )  # fmt: skip
+    # One stabiliser per (batch, head): rescale every partial state to the largest maximum, then sum.
+    key_max = maxima.amax(dim=(1, 2))
+    weights = torch.exp(maxima - key_max[:, None, None]).repeat_interleave(_BLOCK_F, dim=2)  # (bh, splits, f_pad)
+    state = (states * weights[..., None]).sum(dim=1)
+    key_sum = (key_sums * weights).sum(dim=1)
+    out = torch.empty(batch, heads, n, d, device=q.device, dtype=v.dtype)
+    row_max, row_den = torch.empty(bh, n, **f32), torch.empty(bh, n, **f32)
+    _query_fwd[(bh, num_blocks)](
+        q, w, state, key_sum, out, row_max, row_den, *_strides(q), *_strides(out),
+        heads, n, d, num_features, _DENOMINATOR_FLOOR * num_features, **options,
+    )  # fmt: skip
+    return out, state, key_sum, key_max, row_max, row_den
+
+
+@_favor_forward.register_fake
+def _(q, k, v, w, mask, num_features):
+    batch, heads, n, d = q.shape
+    bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
+    f32 = dict(dtype=torch.float32)
+    return (
+        v.new_empty(batch, heads, n, d),
+        q.new_empty(bh, f_pad, block_d, **f32),
+        q.new_empty(bh, f_pad, **f32),
+        q.new_empty(bh, **f32),
+        q.new_empty(bh, n, **f32),
+        q.new_empty(bh, n, **f32),
+    )
+
+
+@torch.library.custom_op("hvlm::favor_backward", mutates_args=())
+def _favor_backward(
+    d_out: torch.Tensor,
+    out: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    w: torch.Tensor,
+    mask: Optional[torch.Tensor],
+    num_features: int,
+    state: torch.Tensor,
+    key_sum: torch.Tensor,
+    key_max: torch.Tensor,
+    row_max: torch.Tensor,
+    row_den: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    d_out = d_out if d_out.stride(-1) == 1 else d_out.contiguous()
+    batch, heads, n, d = q.shape
+    options = _options(q, w)
+    bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
+    num_blocks = triton.cdiv(n, _BLOCK_N)
+    splits, per_split = _split_grid(bh, num_blocks, q.device)
+    f32 = dict(device=q.device, dtype=torch.float32)
+    floor = _DENOMINATOR_FLOOR * num_features
+    row_delta = (d_out.float() * out.float()).sum(dim=-1).reshape(bh, n)  # d_out · out per query
+    d_q, d_k, d_v = (torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
+    _query_bwd_dq[(bh, num_blocks)](
+        q, d_out, w, state, key_sum, row_max, row_den, row_delta, d_q, *_strides(q), *_strides(d_out), *_strides(d_q),
+        heads, n, d, num_features, floor, **options,
+    )  # fmt: skip
+    d_states = torch.empty(bh, splits, f_pad, block_d, **f32)
+    d_key_sums = torch.empty(bh, splits, f_pad, **f32)
+    _query_bwd_state[(bh, splits, f_pad // _BLOCK_F)](
+        q, d_out, w, row_max, row_den, row_delta, d_states, d_key_sums, *_strides(q), *_strides(d_out),
+        heads, n, d, num_features, per_split, floor, **options,
+    )  # fmt: skip
+    mask_arg, mask_stride = _mask_args(mask, q)
+    _key_bwd[(bh, num_blocks)](
+        k, v, w, mask_arg, key_max, d_states.sum(dim=1), d_key_sums.sum(dim=1), d_k, d_v,
+        *_strides(k), *_strides(v), mask_stride, *_strides(d_k), *_strides(d_v),
+        heads, n, d, num_features, d**-0.5, HAS_MASK=mask is not None, **options,
+    )  # fmt: skip
+    return d_q, d_k, d_v
+
+
+@_favor_backward.register_fake
+def _(d_out, out, q, k, v, w, mask, num_features, state, key_sum, key_max, row_max, row_den):
+    return tuple(torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    q, k, v, w, mask, num_features = inputs
+    out, state, key_sum, key_max, row_max, row_den = output
+    ctx.num_features = num_features
+    ctx.save_for_backward(out, q, k, v, w, mask, state, key_sum, key_max, row_max, row_den)
+
+
+def _backward(ctx, d_out, *_unused):
+    out, q, k, v, w, mask, *saved = ctx.saved_tensors
+    d_q, d_k, d_v = _favor_backward(d_out, out, q, k, v, w, mask, ctx.num_features, *saved)
+    return d_q, d_k, d_v, None, None, None
+
+
+_favor_forward.register_autograd(_backward, setup_context=_setup_context)
+
+
+def fused_favor_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, projection: torch.Tensor, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Non-causal FAVOR+ attention ``φ(Q)(φ(K)ᵀV) / φ(Q)(φ(K)ᵀ1)`` without materialising φ.
+
+    Equal (up to rounding) to ``linear_attention(favor_features(q, ω, is_query=True), favor_features(k, ω,
+    is_query=False, mask=mask), v)``; the output has v's dtype.  Gradients flow to q, k and v, not to ω.
+    """
+    if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
+        raise ValueError(
+            f"q, k, v must share one shape (batch, heads, seq_len, head_dim), got {tuple(q.shape)}, "
+            f"{tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if projection.dim() != 2 or projection.shape[1] != q.shape[-1]:
+        raise ValueError(f"projection must have shape (num_features, {q.shape[-1]}), got {tuple(projection.shape)}")
+    if mask is not None and mask.shape != (q.shape[0], q.shape[2]):
+        raise ValueError(f"mask must have shape (batch, seq_len) = {(q.shape[0], q.shape[2])}, got {tuple(mask.shape)}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+    num_features, head_dim = projection.shape
+    block_d, f_pad = _padded_sizes(head_dim, num_features)
+    # ω scaled by d^(-1/4) (so ωᵀx̂ = (ω d^(-1/4))ᵀx), zero-padded to whole tiles
+    w = torch.nn.functional.pad(projection.float() * head_dim**-0.25, (0, block_d - head_dim, 0, f_pad - num_features))
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        return _favor_forward(q, k, v, w.contiguous(), mask, num_features)[0]

@@ -1,0 +1,134 @@
+"""The fused Triton FAVOR+ kernel computes what the PyTorch FAVOR+ path computes, forward and backward.
+
+On a GPU the compiled kernels run; without one, Triton's CPU interpreter runs the same kernel code (set up in
+``tests/conftest.py``). The reference is ``linear_attention(favor_features(q), favor_features(k), v)`` in float64.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from einops import rearrange
+
+from hierarchicalvlm.attention import PerformerAttention
+from hierarchicalvlm.attention.ops.favor import favor_features, linear_attention, orthogonal_gaussian_projection
+from hierarchicalvlm.attention.ops.favor_triton import fused_favor_attention, fused_favor_available
+
+from .helpers import random_padding_mask, relative_error
+
+triton = pytest.importorskip("triton", reason="Triton is not installed")
+ON_GPU = torch.cuda.is_available()
+if not ON_GPU:
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("no GPU and Triton's interpreter is off", allow_module_level=True)
+    if tuple(int(p) for p in triton.__version__.split(".")[:2]) < (3, 8):
+        # 3.6's interpreter cannot loop over a runtime bound with numpy 2 ("only 0-dimensional arrays ...")
+        pytest.skip(f"Triton {triton.__version__}'s CPU interpreter is too old (needs >= 3.8)", allow_module_level=True)
+DEVICE = "cuda" if ON_GPU else "cpu"
+
+
+def reference(q, k, v, projection, mask):
+    phi_q = favor_features(q, projection, is_query=True)
+    phi_k = favor_features(k, projection, is_query=False, mask=mask)
+    return linear_attention(phi_q, phi_k, v)
+
+
+def output_and_grads(fn, qkv: torch.Tensor, heads: int, weight: torch.Tensor):
+    """Split a packed (b, n, 3·h·d) tensor into strided q, k, v views as the layer does; run fn; grads w.r.t. qkv."""
+    qkv = qkv.detach().requires_grad_(True)
+    q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=heads)
+    out = fn(q, k, v)
+    (grad,) = torch.autograd.grad((out.to(weight.dtype) * weight).sum(), [qkv])
+    return out.detach(), grad
+
+
+@pytest.mark.parametrize(
+    "batch,heads,n,head_dim,num_features",
+    [(2, 2, 150, 16, 24), (1, 3, 70, 20, 40), (2, 1, 33, 64, 256), (1, 2, 700, 16, 64)],
+    ids=["pow2-head", "odd-sizes", "default-sizes", "several-tiles-per-split"],
+)
+def test_fused_kernel_matches_the_pytorch_path_forward_and_backward(batch, heads, n, head_dim, num_features) -> None:
+    gen = torch.Generator().manual_seed(n)
+    projection = orthogonal_gaussian_projection(num_features, head_dim, generator=gen)
+    qkv = torch.randn(batch, n, 3 * heads * head_dim, generator=gen, dtype=torch.float64)
+    mask = random_padding_mask(batch, n, gen)
+    weight = torch.randn(batch, heads, n, head_dim, generator=gen, dtype=torch.float64)
+
+    expected, expected_grad = output_and_grads(lambda q, k, v: reference(q, k, v, projection, mask), qkv, heads, weight)
+    dev = lambda t: t.to(DEVICE)  # noqa: E731
+    actual, actual_grad = output_and_grads(
+        lambda q, k, v: fused_favor_attention(q, k, v, dev(projection), dev(mask)),
+        dev(qkv.float()),
+        heads,
+        dev(weight.float()),
+    )
+    assert relative_error(actual.cpu(), expected) < 1e-5
+    assert relative_error(actual_grad.cpu(), expected_grad) < 1e-4
+
+
+def test_sequence_without_real_keys_gives_zero_output_and_finite_gradients() -> None:
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 40, 16, generator=gen, device="cpu").to(DEVICE).requires_grad_() for _ in range(3))
+    mask = torch.ones(2, 40, dtype=torch.bool, device=DEVICE)
+    mask[1] = False
+    out = fused_favor_attention(q, k, v, orthogonal_gaussian_projection(32, 16, generator=gen).to(DEVICE), mask)
+    out.square().sum().backward()
+    assert out[1].abs().max() == 0
+    assert out[0].abs().max() > 0
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+def test_large_magnitude_inputs_stay_finite() -> None:
+    """Logits of ±hundreds overflow exp() unless both stabilisers are applied inside the kernel.
+
+    Compared with the PyTorch path in float32: at this scale some features underflow in float32 on both paths.
+    """
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (30 * torch.randn(1, 2, 64, 16, generator=gen) for _ in range(3))
+    projection = orthogonal_gaussian_projection(32, 16, generator=gen)
+    expected = reference(q, k, v, projection, None)
+    actual = fused_favor_attention(*(t.to(DEVICE) for t in (q, k, v)), projection.to(DEVICE))
+    assert torch.isfinite(actual).all()
+    assert relative_error(actual.cpu(), expected) < 1e-4
+
+
+def test_bad_shapes_are_rejected_before_any_kernel_runs() -> None:
+    q = torch.randn(1, 2, 8, 16)
+    with pytest.raises(ValueError, match="projection must have shape"):
+        fused_favor_attention(q, q, q, torch.randn(32, 8))
+    with pytest.raises(ValueError, match="mask must have shape"):
+        fused_favor_attention(q, q, q, torch.randn(32, 16), torch.ones(1, 9, dtype=torch.bool))
+
+
+def test_compiled_graph_keeps_the_kernel_without_a_break() -> None:
+    gen = torch.Generator().manual_seed(2)
+    projection = orthogonal_gaussian_projection(32, 16, generator=gen).to(DEVICE)
+    q, k, v = (torch.randn(1, 2, 64, 16, generator=gen).to(DEVICE).requires_grad_() for _ in range(3))
+
+    def attend(q, k, v):
+        return fused_favor_attention(q, k, v, projection).square().sum()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(attend, fullgraph=True, backend="aot_eager")  # fullgraph: a graph break raises
+    expected_grads = torch.autograd.grad(attend(q, k, v), [q, k, v])
+    actual_grads = torch.autograd.grad(compiled(q, k, v), [q, k, v])
+    for actual, expected in zip(actual_grads, expected_grads):
+        assert torch.allclose(actual, expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not ON_GPU, reason="needs a CUDA device")
+def test_layer_takes_the_fused_path_on_gpu_in_bf16_and_matches_the_pytorch_path(monkeypatch) -> None:
+    layer = PerformerAttention(dim=128, num_heads=2, num_features=256, feature_redraw_interval=0).cuda()
+    x = torch.randn(2, 1000, 128, device="cuda")
+    mask = torch.ones(2, 1000, dtype=torch.bool, device="cuda")
+    mask[1, 600:] = False
+    assert fused_favor_available(x.bfloat16())
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        fused = layer(x, mask).float()
+        monkeypatch.setenv("HVLM_FAVOR_KERNEL", "torch")
+        assert not fused_favor_available(x)
+        plain = layer(x, mask).float()
+    assert relative_error(fused, plain) < 2e-2
