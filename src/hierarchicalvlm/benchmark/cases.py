@@ -22,6 +22,7 @@ from hierarchicalvlm.attention.ops.favor import (
     linear_attention,
     orthogonal_gaussian_projection,
 )
+from hierarchicalvlm.attention.ops.favor_triton import fused_favor_attention, fused_favor_available
 from hierarchicalvlm.attention.ops.ssd import ssd_chunked_scan
 
 from .settings import (
@@ -41,11 +42,15 @@ FULL_BACKENDS = ("flash", "cudnn", "efficient")
 # Shapes of the scan comparison against mamba-ssm (Mamba-2's defaults: 16 heads x 64, state 64, chunk 256).
 SSD_CORE_SHAPE = dict(heads=16, head_dim=64, d_state=64, chunk_size=256)
 
+# Our attention cores (no projections), timed with --cores.
+CORE_CASES = ("favor_core", "causal_linear_attn_core", "ssd_core")
+
 # Rows compared head to head in the "ours vs external baseline" table: (ours, baseline).
 BASELINE_PAIRS = (
     ("strided", "flex_strided"),
     ("local_global", "flex_local_global"),
     ("causal_linear_attn_core", "fla_chunk_linear_attn"),
+    ("fused_favor_core", "fla_chunk_linear_attn"),
     ("ssd_core", "mamba_ssm_chunk_scan"),
 )
 
@@ -126,21 +131,34 @@ def _mechanism_value(name: str, key: str, settings: BenchSettings) -> Any:
     return mechanism_config(name, settings.overrides, settings.conf_dir)[key]
 
 
-def favor_core_workload(spec: CaseSpec, settings: BenchSettings, length: int, batch: int) -> Workload:
-    """FAVOR+ features of q and k plus non-causal linear attention (the Performer minus its projections)."""
+def _favor_core_inputs(settings: BenchSettings, length: int, batch: int) -> tuple[torch.Tensor, ...]:
+    """The Performer core's inputs: the projection ω and q, k, v ``(B, H, n, d)`` leaves in the core dtype."""
     device, head_dim = settings.device, settings.dim // settings.heads
     num_features = int(_mechanism_value("performer", "num_features", settings))
     projection = orthogonal_gaussian_projection(num_features, head_dim, device=torch.device(device))
     q, k, v = (_leaf(batch, settings.heads, length, head_dim, device=device, dtype=core_dtype(settings.precision))
                for _ in range(3))
+    return projection, q, k, v
+
+
+def favor_core_workload(spec: CaseSpec, settings: BenchSettings, length: int, batch: int) -> Workload:
+    """FAVOR+ features of q and k plus non-causal linear attention in PyTorch (the Performer minus projections)."""
+    projection, q, k, v = _favor_core_inputs(settings, length, batch)
 
     def forward() -> torch.Tensor:
-        with torch.autocast(device_type=device, enabled=False):
+        with torch.autocast(device_type=settings.device, enabled=False):
             phi_q = favor_features(q, projection, is_query=True)
             phi_k = favor_features(k, projection, is_query=False)
             return linear_attention(phi_q, phi_k, v.to(phi_k.dtype))
 
     return Workload(make_step(forward, [q, k, v]), (projection, q, k, v))
+
+
+def fused_favor_core_workload(spec: CaseSpec, settings: BenchSettings, length: int, batch: int) -> Workload:
+    """The same computation as ``favor_core`` in the fused Triton kernel (the Performer's GPU path)."""
+    projection, q, k, v = _favor_core_inputs(settings, length, batch)
+    step = make_step(lambda: fused_favor_attention(q, k, v, projection), [q, k, v])
+    return Workload(step, (projection, q, k, v))
 
 
 def _feature_mapped_inputs(settings: BenchSettings, length: int, batch: int) -> tuple[torch.Tensor, ...]:
@@ -313,6 +331,7 @@ def flex_workload(spec: CaseSpec, settings: BenchSettings, length: int, batch: i
 WORKLOAD_BUILDERS: dict[str, Callable[[CaseSpec, BenchSettings, int, int], Workload]] = {
     "mechanism": mechanism_workload,
     "favor_core": favor_core_workload,
+    "fused_favor_core": fused_favor_core_workload,
     "causal_linear_attn_core": causal_linear_attn_core_workload,
     "ssd_core": ssd_core_workload,
     "flex": flex_workload,
@@ -373,8 +392,10 @@ def case_catalogue(settings: BenchSettings) -> dict[str, CaseSpec]:
     if settings.device == "cuda":
         for backend in FULL_BACKENDS:
             catalogue[f"full[{backend}]"] = CaseSpec(f"full[{backend}]", "ours", "layer", "mechanism", "full", backend)
-    for name in ("favor_core", "causal_linear_attn_core", "ssd_core"):
+    for name in CORE_CASES:
         catalogue[name] = CaseSpec(name, "ours", "core", name)
+    if settings.device == "cuda" and fused_favor_available(torch.empty(0, device="cuda", dtype=torch.bfloat16)):
+        catalogue["fused_favor_core"] = CaseSpec("fused_favor_core", "ours", "core", "fused_favor_core")
     if settings.device == "cuda":
         catalogue["flex_local_global"] = CaseSpec("flex_local_global", "baseline", "layer", "flex")
         catalogue["flex_strided"] = CaseSpec("flex_strided", "baseline", "layer", "flex")
@@ -394,7 +415,7 @@ def plan_cases(settings: BenchSettings) -> tuple[list[CaseSpec], dict[str, str]]
         else:
             cases.append(catalogue[name])
     if settings.cores:
-        cases += [catalogue[name] for name in ("favor_core", "causal_linear_attn_core", "ssd_core")]
+        cases += [catalogue[name] for name in (*CORE_CASES, "fused_favor_core") if name in catalogue]
     not_run: dict[str, str] = {}
     if settings.baselines and settings.device == "cuda":
         wanted = ["flex_local_global", "flex_strided", "fla_chunk_linear_attn"]
@@ -432,6 +453,11 @@ def check_baseline_agreement(settings: BenchSettings, planned: set[str]) -> dict
             theirs = chunk_linear_attn(*(t.transpose(1, 2).contiguous() for t in (phi_q, phi_k, v)), scale=1.0,
                                        normalize=True)[0].transpose(1, 2)
             checks["fla_chunk_linear_attn vs causal_linear_attn_core"] = _relative_gap(ours, theirs)
+        if "fused_favor_core" in planned:
+            projection, q, k, v = (t.detach() for t in _favor_core_inputs(small, 512, 1))
+            ours = linear_attention(favor_features(q, projection, is_query=True),
+                                    favor_features(k, projection, is_query=False), v)
+            checks["fused_favor_core vs favor_core"] = _relative_gap(ours, fused_favor_attention(q, k, v, projection))
         if "mamba_ssm_chunk_scan" in planned:
             scan = import_mamba_chunk_scan(settings.mamba_ssm_src)
             t = {k: v.detach() for k, v in _scan_inputs(small, 1024, 1).items()}
