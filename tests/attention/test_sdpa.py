@@ -9,11 +9,17 @@ import torch.nn.functional as F
 from hierarchicalvlm.attention.ops.sdpa import sdpa, sdpa_backend
 
 
-def test_a_masked_auto_call_excludes_only_cudnn() -> None:
-    with sdpa_backend("auto", masked=True):
+@pytest.mark.parametrize("masked,key_length", [(True, 1024), (False, 64), (False, 1000)])
+def test_auto_excludes_only_cudnn_for_masked_or_unaligned_calls(masked: bool, key_length: int) -> None:
+    with sdpa_backend("auto", masked=masked, key_length=key_length):
         assert not torch.backends.cuda.cudnn_sdp_enabled()
         assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
         assert torch.backends.cuda.math_sdp_enabled()
+
+
+def test_auto_keeps_every_kernel_for_unmasked_calls_with_keys_a_multiple_of_128() -> None:
+    with sdpa_backend("auto", masked=False, key_length=8192):
+        assert torch.backends.cuda.cudnn_sdp_enabled() and torch.backends.cuda.flash_sdp_enabled()
 
 
 def test_a_pinned_backend_is_the_only_one_enabled() -> None:
