@@ -28,7 +28,7 @@ from typing import Any, NotRequired, Optional, Sequence, TypedDict
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from hierarchicalvlm.text import WordTokenizer
 
@@ -79,8 +79,10 @@ class VideoTextDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         frame_bucket: int = 1,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
+        self.shuffle = shuffle
         if frame_bucket < 1:
             raise ValueError(f"data.frame_bucket must be >= 1, got {frame_bucket}")
         self.frame_bucket = frame_bucket
@@ -161,27 +163,41 @@ class VideoTextDataModule(L.LightningDataModule):
             batch["task"] = torch.tensor([index.get(s.get("task"), -1) for s in samples], dtype=torch.long)
         return batch
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _world(self) -> tuple[int, int]:
+        """(world size, global rank) of the attached trainer; (1, 0) without one."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader(self, split: str) -> DataLoader:
         self.setup()
+        training = split == "train"
+        world_size, rank = self._world()
+        sampler = None
+        if training and not self.shuffle and world_size > 1:
+            # Lightning would put a *shuffling* DistributedSampler under every training loader. A sequential one
+            # gives rank r samples r, r + W, ...: global batch t is then samples [t·B·W, (t+1)·B·W), one
+            # process's batch t at batch size B·W, so one GPU and DDP train on the same batches.
+            sampler = DistributedSampler(self.splits[split], num_replicas=world_size, rank=rank, shuffle=False)
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=training and self.shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=self.collate,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
-            drop_last=shuffle and len(self.splits[split]) > self.batch_size,
+            drop_last=training and len(self.splits[split]) > self.batch_size,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
 
     # --- vocabularies travel with checkpoints -------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -333,6 +333,7 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
         max_text_length: int = 32,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        shuffle: bool = True,
     ) -> None:
         self.spec = SyntheticVideoSpec(num_frames, frame_size, tasks, noise, distractor_rate, caption_events)
         for field, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test),
@@ -340,7 +341,7 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
             _check_int(field, value, 1)
         _check_int("num_workers", num_workers, 0)
         _check_int("seed", seed, 0)
-        super().__init__(batch_size, num_workers, max_text_length, pin_memory, persistent_workers)
+        super().__init__(batch_size, num_workers, max_text_length, pin_memory, persistent_workers, shuffle=shuffle)
         self.seed = int(seed)
         self.split_sizes = {"train": num_train, "val": num_val, "test": num_test}
 

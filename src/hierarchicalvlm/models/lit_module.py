@@ -104,9 +104,11 @@ class HierarchicalVLMModule(L.LightningModule):
             step_feature_redraws(self.net)  # compiled graphs leave the Performer redraw schedule to us
         out, total, qa, contrastive = self._losses(batch)
         bs = batch["frames"].shape[0]
+        # Averaged over ranks (one all-reduce of 3 scalars), so under DDP the logged loss is the global batch's,
+        # comparable with one GPU at the same global batch.
         self.log_dict(
             {"train/loss": total, "train/qa_loss": qa, "train/contrastive_loss": contrastive},
-            prog_bar=False, batch_size=bs,
+            prog_bar=False, batch_size=bs, sync_dist=True,
         )
         self.log("train/loss_step", total, prog_bar=True, batch_size=bs, logger=False)
         if batch.get("num_skipped"):
@@ -151,6 +153,20 @@ class HierarchicalVLMModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
+
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
+        """Clip as configured; under FSDP by the norm over every shard (Lightning's FSDP precision plugin refuses
+        norm clipping, so ``trainer=fsdp`` would fail at the first step)."""
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if gradient_clip_val and isinstance(self.trainer.strategy, FSDPStrategy):
+            if gradient_clip_algorithm not in (None, "norm"):
+                raise ValueError(f"trainer.gradient_clip_algorithm={gradient_clip_algorithm!r}: FSDP runs clip by norm only")
+            self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self):
         decay, no_decay = [], []
