@@ -85,24 +85,31 @@ def test_a_multirun_of_ddp_jobs_on_cpu_runs_every_job_on_two_ranks(tmp_path: Pat
 
 
 def test_ddp_on_two_ranks_matches_one_process_at_the_same_global_batch(tmp_path: Path) -> None:
-    """One optimiser step on 16 samples: one process with batch 16 vs DDP (gloo) with 2 x 8. The same samples
-    form the global batch, so InfoNCE (over the gathered batch) must agree at step 0, and the updated models must
-    score the validation set alike (synced metrics)."""
+    """Two optimiser steps on 32 samples in a fixed order: one process with batch 16 vs DDP (gloo) with 2 x 8.
+    The same samples form each global batch (data.shuffle=false), InfoNCE runs over the gathered batch and the
+    logged losses are averaged over ranks, so every step's losses must agree, and the updated models must score
+    the validation set alike (synced metrics)."""
+    import csv
     import json
 
     from .conftest import TINY, run_train_py
 
     tiny = [o for o in TINY if not o.startswith(("trainer.", "data.batch_size", "data.num_train", "data.num_val"))]
-    common = [*tiny, "data.num_train=16", "data.num_val=16", "trainer.max_steps=1", "trainer.log_every_n_steps=1",
-              "trainer.precision=32-true", "test=false", "logger=csv"]
+    common = [*tiny, "data.num_train=32", "data.num_val=16", "trainer.max_steps=2", "trainer.log_every_n_steps=1",
+              "trainer.precision=32-true", "test=false", "logger=csv", "data.shuffle=false"]
     runs = {"one": ["trainer=cpu", "data.batch_size=16"],
             "ddp": ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=8"]}
-    metrics = {}
+    metrics, losses = {}, {}
     for name, args in runs.items():
         result = run_train_py([*common, *args, f"hydra.run.dir={tmp_path / name}"])
         assert result.returncode == 0, result.stderr[-2000:]
         metrics[name] = json.loads((tmp_path / name / "summary.json").read_text())["metrics"]
+        rows = csv.DictReader((tmp_path / name / "csv" / "metrics.csv").open())
+        losses[name] = [(int(r["step"]), float(r["train/qa_loss"]), float(r["train/contrastive_loss"]))
+                        for r in rows if r.get("train/qa_loss")]
+    assert [step for step, *_ in losses["one"]] == [0, 1], losses["one"]
+    for (step, qa_one, con_one), (_, qa_ddp, con_ddp) in zip(losses["one"], losses["ddp"], strict=True):
+        assert abs(qa_one - qa_ddp) < 1e-4 and abs(con_one - con_ddp) < 1e-4, (step, losses)
     one, ddp = metrics["one"], metrics["ddp"]
-    assert abs(one["train/contrastive_loss"] - ddp["train/contrastive_loss"]) < 1e-4, (one, ddp)
     for key in ("val/qa_acc", "val/t2v_r1", "val/v2t_r5"):
         assert abs(one[key] - ddp[key]) < 1e-6, (key, one[key], ddp[key])
