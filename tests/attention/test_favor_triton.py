@@ -94,6 +94,18 @@ def test_large_magnitude_inputs_stay_finite() -> None:
     assert relative_error(actual.cpu(), expected) < 1e-4
 
 
+def test_autocast_does_not_reach_the_kernels_bookkeeping() -> None:
+    """Under bf16 autocast the merged key state must stay float32 (a bf16 state broke the GPU compile once)."""
+    gen = torch.Generator().manual_seed(3)
+    projection = orthogonal_gaussian_projection(64, 16, generator=gen).to(DEVICE)
+    q, k, v = (torch.randn(1, 2, 100, 16, generator=gen).to(DEVICE) for _ in range(3))
+    plain = fused_favor_attention(q, k, v, projection)
+    with torch.autocast(device_type=DEVICE, dtype=torch.bfloat16):
+        autocast = fused_favor_attention(q, k, v, projection)
+    assert autocast.dtype == torch.float32
+    torch.testing.assert_close(autocast, plain, rtol=0, atol=0)
+
+
 def test_bad_shapes_are_rejected_before_any_kernel_runs() -> None:
     q = torch.randn(1, 2, 8, 16)
     with pytest.raises(ValueError, match="projection must have shape"):
