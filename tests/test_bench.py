@@ -248,3 +248,13 @@ def test_spec_names_are_unique_and_gpu_cases_only_on_cuda() -> None:
     cpu = case_catalogue(settings())
     assert set(cpu) == set(MECHANISMS) | set(CORES)
     assert all(isinstance(spec, CaseSpec) and spec.name == name for name, spec in cpu.items())
+
+
+def test_ceilings_measure_a_positive_matmul_rate_and_copy_bandwidth() -> None:
+    from hierarchicalvlm.benchmark.ceilings import measure_ceilings
+
+    result = measure_ceilings("cpu", matmul_size=128, copy_gib=0.002, repeats=2)
+    assert result["matmul"]["tflops"] > 0 and result["copy"]["gbps"] > 0
+    assert result["matmul"]["dtype"] == "float32" and result["device"]
+    with pytest.raises(ValueError, match="must be positive"):
+        measure_ceilings("cpu", matmul_size=0, copy_gib=0.002)
