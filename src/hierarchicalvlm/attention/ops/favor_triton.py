@@ -2,14 +2,18 @@
 
 The PyTorch path (:mod:`.favor`) writes the feature maps φ(Q), φ(K) — ``(batch, heads, n, m)`` float32, 1 GB
 each at 131K tokens × 8 heads × 256 features — and reads them back several times forward and backward.  Here
-each kernel recomputes a tile of features from a tile of q or k in registers (one small matmul with the
-projection ω) and consumes it at once:
+each kernel recomputes a tile of features (64 of the m at a time) from a tile of q or k in registers (one small
+matmul with the projection ω) and consumes it at once:
 
-* ``_key_state_fwd``   Σ_j φ(k_j) v_jᵀ and Σ_j φ(k_j), one partial state per (batch·head, sequence split),
-                       with an online maximum (as flash attention's online softmax) for the shared key stabiliser;
-* ``_query_fwd``       out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z per query tile;
-* ``_query_bwd``       dq per tile and the partial gradients of the state (dS, dz) per split;
-* ``_key_bwd``         dk, dv per tile from dS, dz.
+* ``_key_state_fwd``    Σ_j φ(k_j) v_jᵀ and Σ_j φ(k_j), one partial state per (batch·head, sequence split, feature
+                        chunk), with an online maximum (as flash attention's online softmax) for the key stabiliser;
+* ``_query_fwd``        out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z per query tile, with an online per-query maximum over the
+                        feature chunks; it keeps each query's maximum and denominator for the backward;
+* ``_query_bwd_dq``     dq per query tile;
+* ``_query_bwd_state``  the partial gradients of the state (dS, dz) per (batch·head, split, feature chunk);
+* ``_key_bwd``          dk, dv per key tile from dS, dz.
+
+The partial states are merged (and rescaled to one stabiliser) in PyTorch between the kernels.
 
 Features are computed with fp32 accumulation; matmul operands are fp32 (TF32 tensor cores for bf16/fp16
 inputs, exact IEEE fp32 for fp32 inputs).  The stabilisers are the same as in :func:`.favor.favor_features`
