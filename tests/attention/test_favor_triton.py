@@ -1,7 +1,7 @@
 """The fused Triton FAVOR+ kernel computes what the PyTorch FAVOR+ path computes, forward and backward.
 
 On a GPU the compiled kernels run; without one, Triton's CPU interpreter runs the same kernel code (set up in
-``tests/conftest.py``). The reference is ``linear_attention(favor_features(q), favor_features(k), v)`` in float64.
+``tests/conftest.py``). The reference is the PyTorch path, ``favor_attention``, in float64.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from einops import rearrange
 
 from hierarchicalvlm.attention import PerformerAttention
-from hierarchicalvlm.attention.ops.favor import favor_features, linear_attention, orthogonal_gaussian_projection
+from hierarchicalvlm.attention.ops.favor import favor_attention, orthogonal_gaussian_projection
 from hierarchicalvlm.attention.ops.favor_triton import fused_favor_attention, fused_favor_available
 
 from .helpers import random_padding_mask, relative_error
@@ -29,13 +29,7 @@ if not ON_GPU:
 DEVICE = "cuda" if ON_GPU else "cpu"
 
 
-def reference(q, k, v, projection, mask):
-    phi_q = favor_features(q, projection, is_query=True)
-    phi_k = favor_features(k, projection, is_query=False, mask=mask)
-    return linear_attention(phi_q, phi_k, v)
-
-
-def output_and_grads(fn, qkv: torch.Tensor, heads: int, weight: torch.Tensor):
+def packed_output_and_grads(fn, qkv: torch.Tensor, heads: int, weight: torch.Tensor):
     """Split a packed (b, n, 3·h·d) tensor into strided q, k, v views as the layer does; run fn; grads w.r.t. qkv."""
     qkv = qkv.detach().requires_grad_(True)
     q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=heads)
@@ -56,9 +50,11 @@ def test_fused_kernel_matches_the_pytorch_path_forward_and_backward(batch, heads
     mask = random_padding_mask(batch, n, gen)
     weight = torch.randn(batch, heads, n, head_dim, generator=gen, dtype=torch.float64)
 
-    expected, expected_grad = output_and_grads(lambda q, k, v: reference(q, k, v, projection, mask), qkv, heads, weight)
+    expected, expected_grad = packed_output_and_grads(
+        lambda q, k, v: favor_attention(q, k, v, projection, mask), qkv, heads, weight
+    )
     dev = lambda t: t.to(DEVICE)  # noqa: E731
-    actual, actual_grad = output_and_grads(
+    actual, actual_grad = packed_output_and_grads(
         lambda q, k, v: fused_favor_attention(q, k, v, dev(projection), dev(mask)),
         dev(qkv.float()),
         heads,
@@ -88,7 +84,7 @@ def test_large_magnitude_inputs_stay_finite() -> None:
     gen = torch.Generator().manual_seed(1)
     q, k, v = (30 * torch.randn(1, 2, 64, 16, generator=gen) for _ in range(3))
     projection = orthogonal_gaussian_projection(32, 16, generator=gen)
-    expected = reference(q, k, v, projection, None)
+    expected = favor_attention(q, k, v, projection)
     actual = fused_favor_attention(*(t.to(DEVICE) for t in (q, k, v)), projection.to(DEVICE))
     assert torch.isfinite(actual).all()
     assert relative_error(actual.cpu(), expected) < 1e-4

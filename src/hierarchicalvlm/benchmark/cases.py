@@ -18,8 +18,8 @@ from torch import nn
 
 from hierarchicalvlm.attention.ops.favor import (
     causal_linear_attention,
+    favor_attention,
     favor_features,
-    linear_attention,
     orthogonal_gaussian_projection,
 )
 from hierarchicalvlm.attention.ops.favor_triton import fused_favor_attention, fused_favor_available
@@ -145,13 +145,8 @@ def favor_core_workload(spec: CaseSpec, settings: BenchSettings, length: int, ba
     """FAVOR+ features of q and k plus non-causal linear attention in PyTorch (the Performer minus projections)."""
     projection, q, k, v = _favor_core_inputs(settings, length, batch)
 
-    def forward() -> torch.Tensor:
-        with torch.autocast(device_type=settings.device, enabled=False):
-            phi_q = favor_features(q, projection, is_query=True)
-            phi_k = favor_features(k, projection, is_query=False)
-            return linear_attention(phi_q, phi_k, v.to(phi_k.dtype))
-
-    return Workload(make_step(forward, [q, k, v]), (projection, q, k, v))
+    step = make_step(lambda: favor_attention(q, k, v, projection), [q, k, v])
+    return Workload(step, (projection, q, k, v))
 
 
 def fused_favor_core_workload(spec: CaseSpec, settings: BenchSettings, length: int, batch: int) -> Workload:
@@ -455,8 +450,7 @@ def check_baseline_agreement(settings: BenchSettings, planned: set[str]) -> dict
             checks["fla_chunk_linear_attn vs causal_linear_attn_core"] = _relative_gap(ours, theirs)
         if "fused_favor_core" in planned:
             projection, q, k, v = (t.detach() for t in _favor_core_inputs(small, 512, 1))
-            ours = linear_attention(favor_features(q, projection, is_query=True),
-                                    favor_features(k, projection, is_query=False), v)
+            ours = favor_attention(q, k, v, projection)
             checks["fused_favor_core vs favor_core"] = _relative_gap(ours, fused_favor_attention(q, k, v, projection))
         if "mamba_ssm_chunk_scan" in planned:
             scan = import_mamba_chunk_scan(settings.mamba_ssm_src)

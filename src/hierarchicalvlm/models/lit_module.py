@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import FSDPStrategy
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -159,8 +160,6 @@ class HierarchicalVLMModule(L.LightningModule):
     ) -> None:
         """Clip as configured; under FSDP by the norm over every shard (Lightning's FSDP precision plugin refuses
         norm clipping, so ``trainer=fsdp`` would fail at the first step)."""
-        from lightning.pytorch.strategies import FSDPStrategy
-
         if gradient_clip_val and isinstance(self.trainer.strategy, FSDPStrategy):
             if gradient_clip_algorithm not in (None, "norm"):
                 raise ValueError(f"trainer.gradient_clip_algorithm={gradient_clip_algorithm!r}: FSDP runs clip by norm only")

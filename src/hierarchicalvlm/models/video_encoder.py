@@ -149,8 +149,8 @@ class HierarchicalVideoEncoder(nn.Module):
         summaries[:, 1] = summaries[:, 1] + self.question_in(question)
         x = torch.cat([x, summaries.to(x.dtype)], dim=1)
         mask = torch.cat([mask, mask.new_ones(b, 2)], dim=1)
-        # Without padding the mixers get no mask: fused kernels run unmasked (faster, and clear of
-        # pytorch#196678, see attention/ops/sdpa.py). One host sync per batch; compiled graphs keep the mask.
+        # Without padding the mixers get no mask: fused kernels run unmasked (faster; and only unmasked SDPA calls
+        # may use cuDNN, see attention/ops/sdpa.py). One host sync per batch; compiled graphs keep the mask.
         padded = torch.compiler.is_compiling() or not bool(frame_mask.all())
         level_mask = mask if padded else None
         for block in self.level2:

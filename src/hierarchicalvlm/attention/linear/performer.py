@@ -9,7 +9,7 @@ from einops import rearrange
 from torch import nn
 
 from ..base import SequenceMixer, check_positive, register_attention
-from ..ops.favor import causal_linear_attention, favor_features, linear_attention, orthogonal_gaussian_projection
+from ..ops.favor import favor_attention, orthogonal_gaussian_projection
 from ..ops.favor_triton import fused_favor_attention, fused_favor_available
 
 
@@ -92,15 +92,8 @@ class PerformerAttention(SequenceMixer):
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         if not self.causal and fused_favor_available(q):
             out = fused_favor_attention(q, k, v, self.projection, mask)
-            return self.proj(rearrange(self.attn_drop(out), "b h n d -> b n (h d)"))
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            phi_q = favor_features(q, self.projection, is_query=True)
-            phi_k = favor_features(k, self.projection, is_query=False, mask=mask)
-            values = v.to(phi_k.dtype)
-            if self.causal:
-                out = causal_linear_attention(phi_q, phi_k, values, self.chunk_size)
-            else:
-                out = linear_attention(phi_q, phi_k, values)
+        else:
+            out = favor_attention(q, k, v, self.projection, mask, causal=self.causal, chunk_size=self.chunk_size)
         out = self.attn_drop(out.to(v.dtype))
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 

@@ -120,6 +120,30 @@ def linear_attention(phi_q: torch.Tensor, phi_k: torch.Tensor, v: torch.Tensor) 
     return _normalise(phi_q @ key_values, phi_q @ key_sum)
 
 
+def favor_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    projection: torch.Tensor,
+    mask: Optional[torch.Tensor] = None,
+    *,
+    causal: bool = False,
+    chunk_size: int = 64,
+) -> torch.Tensor:
+    """FAVOR+ attention from q, k, v ``(B, H, N, d)``: features of both, then the linear-attention core.
+
+    Runs in float32 (float64 stays float64) with autocast off, whatever the inputs' dtype; ``mask`` ``(B, N)`` marks
+    the real keys; ``causal`` takes the chunked causal core with ``chunk_size``.
+    """
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        phi_q = favor_features(q, projection, is_query=True)
+        phi_k = favor_features(k, projection, is_query=False, mask=mask)
+        values = v.to(phi_k.dtype)
+        if causal:
+            return causal_linear_attention(phi_q, phi_k, values, chunk_size)
+        return linear_attention(phi_q, phi_k, values)
+
+
 def causal_linear_attention(phi_q: torch.Tensor, phi_k: torch.Tensor, v: torch.Tensor, chunk_size: int) -> torch.Tensor:
     """Causal linear attention: query ``i`` sees keys ``j <= i`` only, in O(n·(c + m)·d) time.
 

@@ -5,8 +5,9 @@ each at 131K tokens × 8 heads × 256 features — and reads them back several t
 each kernel recomputes a tile of features (64 of the m at a time) from a tile of q or k in registers (one small
 matmul with the projection ω) and consumes it at once:
 
-* ``_key_state_fwd``    Σ_j φ(k_j) v_jᵀ and Σ_j φ(k_j), one partial state per (batch·head, sequence split, feature
-                        chunk), with an online maximum (as flash attention's online softmax) for the key stabiliser;
+* ``_key_state_fwd``    Σ_j φ(k_j) v_jᵀ and Σ_j φ(k_j), one partial state per (batch·head, sequence split,
+                        feature chunk), with an online maximum (as flash attention's online softmax) for the
+                        key stabiliser;
 * ``_query_fwd``        out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z per query tile, with an online per-query maximum over the
                         feature chunks; it keeps each query's maximum and denominator for the backward;
 * ``_query_bwd_dq``     dq per query tile;
@@ -62,9 +63,42 @@ if triton is not None:
 
     @triton.jit
     def _load_rows(ptr, offs_n, offs_d, n_ok, d_ok, stride_n):
-        return tl.load(ptr + offs_n[:, None] * stride_n + offs_d[None, :], mask=n_ok[:, None] & d_ok[None, :], other=0.0).to(
-            tl.float32
-        )
+        rows = ptr + offs_n[:, None] * stride_n + offs_d[None, :]
+        return tl.load(rows, mask=n_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32)
+
+    @triton.jit
+    def _store_rows(ptr, offs_n, offs_d, n_ok, d_ok, stride_n, value):
+        tl.store(ptr + offs_n[:, None] * stride_n + offs_d[None, :], value, mask=n_ok[:, None] & d_ok[None, :])
+
+    @triton.jit
+    def _tile(PTR, rows, offs_d, BLOCK_D: tl.constexpr):
+        """Rows of a row-major ``(·, BLOCK_D)`` float32 buffer: the padded ω, a key state S or its gradient dS."""
+        return tl.load(PTR + rows[:, None] * BLOCK_D + offs_d[None, :])
+
+    @triton.jit
+    def _feature_chunk(W, fc, offs_d, F, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr):
+        """Offsets and validity of the features of chunk ``fc``, and that chunk's rows of ω."""
+        offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
+        return offs_f, offs_f < F, _tile(W, offs_f, offs_d, BLOCK_D)
+
+    @triton.jit
+    def _row_block(N, D, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+        """Offsets and validity of this program's block of sequence positions and of the head dimensions."""
+        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        offs_d = tl.arange(0, BLOCK_D)
+        return offs_n, offs_d, offs_n < N, offs_d < D
+
+    @triton.jit
+    def _query_logits(q, w, f_ok, PRECISION: tl.constexpr):
+        """ωᵀq̂ for a tile of queries and a chunk of features; padded features at -1e30 (φ = 0)."""
+        return tl.where(f_ok[None, :], _logits(q, w, PRECISION), -1.0e30)
+
+    @triton.jit
+    def _store_state_part(STATE_OUT, SUM_OUT, part, offs_f, offs_d, state, key_sum,
+                          F_PAD: tl.constexpr, BLOCK_D: tl.constexpr):  # fmt: skip
+        """One program's partial (S, z) or (dS, dz), summed over the splits on the host."""
+        tl.store(STATE_OUT + (part * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :], state)
+        tl.store(SUM_OUT + part * F_PAD + offs_f, key_sum)
 
     @triton.jit
     def _load_rows_of(ptr, bh, offs_n, n_ok, N):
@@ -100,16 +134,15 @@ if triton is not None:
         num_splits = tl.num_programs(1)
         b, h = bh // H, bh % H
         offs_d = tl.arange(0, BLOCK_D)
-        offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
-        d_ok, f_ok = offs_d < D, offs_f < F
-        w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
+        d_ok = offs_d < D
+        offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
         state = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
         key_sum = tl.zeros((BLOCK_F,), dtype=tl.float32)
         running_max = tl.full((BLOCK_F,), -1.0e30, tl.float32)  # all entries equal: one stabiliser per program
         k_base = K + b * stride_kb + h * stride_kh
         v_base = V + b * stride_vb + h * stride_vh
         for i in range(0, blocks_per_split):
-            offs_n = (split * blocks_per_split + i) * BLOCK_N + tl.arange(0, BLOCK_N)
+            offs_n = (split * blocks_per_split + i) * BLOCK_N + tl.arange(0, BLOCK_N)  # block i of this split
             n_ok = offs_n < N
             k = _load_rows(k_base, offs_n, offs_d, n_ok, d_ok, stride_kn)
             v = _load_rows(v_base, offs_n, offs_d, n_ok, d_ok, stride_vn)
@@ -122,8 +155,7 @@ if triton is not None:
             key_sum = key_sum * rescale + tl.sum(p, axis=0)
             running_max = new_max
         part = bh * num_splits + split
-        tl.store(STATE_OUT + (part * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :], state)
-        tl.store(Z_OUT + part * F_PAD + offs_f, key_sum)
+        _store_state_part(STATE_OUT, Z_OUT, part, offs_f, offs_d, state, key_sum, F_PAD, BLOCK_D)
         tl.store(M_OUT + (part * tl.num_programs(2) + fc) + offs_f * 0, running_max, mask=offs_f == fc * BLOCK_F)
 
     @triton.jit
@@ -137,28 +169,25 @@ if triton is not None:
         """out = φ(q)ᵀS / φ(q)ᵀz per query tile, features chunk by chunk with an online per-query maximum."""
         bh = tl.program_id(0)
         b, h = bh // H, bh % H
-        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        offs_d = tl.arange(0, BLOCK_D)
-        n_ok, d_ok = offs_n < N, offs_d < D
+        offs_n, offs_d, n_ok, d_ok = _row_block(N, D, BLOCK_N, BLOCK_D)
         q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
         row_max = tl.full((BLOCK_N,), -1.0e30, tl.float32)
         numerator = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         denominator = tl.zeros((BLOCK_N,), dtype=tl.float32)
         for fc in range(0, F_PAD // BLOCK_F):
-            offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
-            w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
-            s = tl.where((offs_f < F)[None, :], _logits(q, w, PRECISION), -1.0e30)
+            offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
+            s = _query_logits(q, w, f_ok, PRECISION)
             new_max = tl.maximum(row_max, tl.max(s, axis=1))
             rescale = tl.exp(row_max - new_max)
             p = tl.exp(s - new_max[:, None])
-            state = tl.load(STATE + (bh * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :])
+            state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             key_sum = tl.load(Z + bh * F_PAD + offs_f)
             numerator = numerator * rescale[:, None] + tl.dot(p, state, input_precision=PRECISION)
             denominator = denominator * rescale + tl.sum(p * key_sum[None, :], axis=1)
             row_max = new_max
         out = numerator / tl.maximum(denominator, floor)[:, None]
-        o_ptr = OUT + b * stride_ob + h * stride_oh + offs_n[:, None] * stride_on + offs_d[None, :]
-        tl.store(o_ptr, out.to(OUT.dtype.element_ty), mask=n_ok[:, None] & d_ok[None, :])
+        o_base = OUT + b * stride_ob + h * stride_oh
+        _store_rows(o_base, offs_n, offs_d, n_ok, d_ok, stride_on, out.to(OUT.dtype.element_ty))
         tl.store(ROW_MAX + bh * N + offs_n, row_max, mask=n_ok)
         tl.store(ROW_DEN + bh * N + offs_n, denominator, mask=n_ok)
 
@@ -183,26 +212,23 @@ if triton is not None:
     ):  # fmt: skip
         bh = tl.program_id(0)
         b, h = bh // H, bh % H
-        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        offs_d = tl.arange(0, BLOCK_D)
-        n_ok, d_ok = offs_n < N, offs_d < D
+        offs_n, offs_d, n_ok, d_ok = _row_block(N, D, BLOCK_N, BLOCK_D)
         q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
         d_num, d_den = _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok,
                                      stride_gb, stride_gh, stride_gn, N, floor)  # fmt: skip
         row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
         d_q = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         for fc in range(0, F_PAD // BLOCK_F):
-            offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
-            w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
-            s = tl.where((offs_f < F)[None, :], _logits(q, w, PRECISION), -1.0e30)
+            offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
+            s = _query_logits(q, w, f_ok, PRECISION)
             p = tl.exp(s - row_max[:, None])
-            state = tl.load(STATE + (bh * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :])
+            state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             key_sum = tl.load(Z + bh * F_PAD + offs_f)
             d_p = tl.dot(d_num, tl.trans(state), input_precision=PRECISION) + d_den[:, None] * key_sum[None, :]
             # the per-query stabiliser is a common factor of numerator and denominator: its gradient cancels
             d_q += tl.dot(d_p * p, w, input_precision=PRECISION)
-        dq_ptr = DQ + b * stride_dqb + h * stride_dqh + offs_n[:, None] * stride_dqn + offs_d[None, :]
-        tl.store(dq_ptr, d_q.to(DQ.dtype.element_ty), mask=n_ok[:, None] & d_ok[None, :])
+        dq_base = DQ + b * stride_dqb + h * stride_dqh
+        _store_rows(dq_base, offs_n, offs_d, n_ok, d_ok, stride_dqn, d_q.to(DQ.dtype.element_ty))
 
     @triton.jit
     def _query_bwd_state(
@@ -217,13 +243,12 @@ if triton is not None:
         num_splits = tl.num_programs(1)
         b, h = bh // H, bh % H
         offs_d = tl.arange(0, BLOCK_D)
-        offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
-        d_ok, f_ok = offs_d < D, offs_f < F
-        w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
+        d_ok = offs_d < D
+        offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
         d_state = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
         d_key_sum = tl.zeros((BLOCK_F,), dtype=tl.float32)
         for i in range(0, blocks_per_split):
-            offs_n = (split * blocks_per_split + i) * BLOCK_N + tl.arange(0, BLOCK_N)
+            offs_n = (split * blocks_per_split + i) * BLOCK_N + tl.arange(0, BLOCK_N)  # block i of this split
             n_ok = offs_n < N
             q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
             d_num, d_den = _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok,
@@ -234,8 +259,7 @@ if triton is not None:
             d_state += tl.dot(tl.trans(p), d_num, input_precision=PRECISION)
             d_key_sum += tl.sum(p * d_den[:, None], axis=0)
         part = bh * num_splits + split
-        tl.store(DSTATE_OUT + (part * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :], d_state)
-        tl.store(DZ_OUT + part * F_PAD + offs_f, d_key_sum)
+        _store_state_part(DSTATE_OUT, DZ_OUT, part, offs_f, offs_d, d_state, d_key_sum, F_PAD, BLOCK_D)
 
     @triton.jit
     def _key_bwd(
@@ -248,9 +272,7 @@ if triton is not None:
     ):  # fmt: skip
         bh = tl.program_id(0)
         b, h = bh // H, bh % H
-        offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        offs_d = tl.arange(0, BLOCK_D)
-        n_ok, d_ok = offs_n < N, offs_d < D
+        offs_n, offs_d, n_ok, d_ok = _row_block(N, D, BLOCK_N, BLOCK_D)
         k = _load_rows(K + b * stride_kb + h * stride_kh, offs_n, offs_d, n_ok, d_ok, stride_kn)
         v = _load_rows(V + b * stride_vb + h * stride_vh, offs_n, offs_d, n_ok, d_ok, stride_vn)
         key_ok = _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)
@@ -259,11 +281,10 @@ if triton is not None:
         d_v = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         d_logit_sum = tl.zeros((BLOCK_N,), dtype=tl.float32)
         for fc in range(0, F_PAD // BLOCK_F):
-            offs_f = fc * BLOCK_F + tl.arange(0, BLOCK_F)
-            w = tl.load(W + offs_f[:, None] * BLOCK_D + offs_d[None, :])
-            valid = key_ok[:, None] & (offs_f < F)[None, :]
+            offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
+            valid = key_ok[:, None] & f_ok[None, :]
             p = tl.where(valid, tl.exp(_key_logits(k, w, valid, sq_scale, PRECISION) - key_max), 0.0)
-            d_state = tl.load(DSTATE + (bh * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :])
+            d_state = _tile(DSTATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             d_key_sum = tl.load(DZ + bh * F_PAD + offs_f)
             d_p = tl.dot(v, tl.trans(d_state), input_precision=PRECISION) + d_key_sum[None, :]
             d_v += tl.dot(p, d_state, input_precision=PRECISION)
@@ -271,11 +292,9 @@ if triton is not None:
             d_k += tl.dot(d_logits, w, input_precision=PRECISION)
             d_logit_sum += tl.sum(d_logits, axis=1)
         d_k -= sq_scale * d_logit_sum[:, None] * k
-        store_ok = n_ok[:, None] & d_ok[None, :]
-        dk_ptr = DK + b * stride_dkb + h * stride_dkh + offs_n[:, None] * stride_dkn + offs_d[None, :]
-        dv_ptr = DV + b * stride_dvb + h * stride_dvh + offs_n[:, None] * stride_dvn + offs_d[None, :]
-        tl.store(dk_ptr, d_k.to(DK.dtype.element_ty), mask=store_ok)
-        tl.store(dv_ptr, d_v.to(DV.dtype.element_ty), mask=store_ok)
+        dk_base, dv_base = DK + b * stride_dkb + h * stride_dkh, DV + b * stride_dvb + h * stride_dvh
+        _store_rows(dk_base, offs_n, offs_d, n_ok, d_ok, stride_dkn, d_k.to(DK.dtype.element_ty))
+        _store_rows(dv_base, offs_n, offs_d, n_ok, d_ok, stride_dvn, d_v.to(DV.dtype.element_ty))
 
 
 def _strides(t: torch.Tensor) -> tuple[int, int, int]:
@@ -431,8 +450,8 @@ def fused_favor_attention(
 ) -> torch.Tensor:
     """Non-causal FAVOR+ attention ``φ(Q)(φ(K)ᵀV) / φ(Q)(φ(K)ᵀ1)`` without materialising φ.
 
-    Equal (up to rounding) to ``linear_attention(favor_features(q, ω, is_query=True), favor_features(k, ω,
-    is_query=False, mask=mask), v)``; the output has v's dtype.  Gradients flow to q, k and v, not to ω.
+    Equal (up to rounding) to :func:`.favor.favor_attention` ``(q, k, v, ω, mask)``; the output has v's dtype.
+    Gradients flow to q, k and v, not to ω.
     """
     if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
         raise ValueError(
