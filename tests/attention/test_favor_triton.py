@@ -64,6 +64,33 @@ def test_fused_kernel_matches_the_pytorch_path_forward_and_backward(batch, heads
     assert relative_error(actual_grad.cpu(), expected_grad) < 1e-4
 
 
+@pytest.mark.parametrize("bf16_products", [True, False], ids=["bf16-products", "tf32-products"])
+def test_bf16_inputs_match_the_float64_pytorch_path(bf16_products: bool, monkeypatch) -> None:
+    """bf16 inputs take the low-precision operands; the result stays within bf16 rounding of the exact one."""
+    from hierarchicalvlm.attention.ops import favor_triton
+
+    monkeypatch.setattr(favor_triton, "KERNEL_CONFIG", favor_triton.FavorKernelConfig(bf16_products=bf16_products))
+    gen = torch.Generator().manual_seed(5)
+    batch, heads, n, head_dim, num_features = 2, 2, 300, 32, 128
+    projection = orthogonal_gaussian_projection(num_features, head_dim, generator=gen)
+    qkv = torch.randn(batch, n, 3 * heads * head_dim, generator=gen).bfloat16().double()  # exact in bf16
+    mask = random_padding_mask(batch, n, gen)
+    weight = torch.randn(batch, heads, n, head_dim, generator=gen, dtype=torch.float64)
+    expected, expected_grad = packed_output_and_grads(
+        lambda q, k, v: favor_attention(q, k, v, projection, mask), qkv, heads, weight
+    )
+    dev = lambda t: t.to(DEVICE)  # noqa: E731
+    actual, actual_grad = packed_output_and_grads(
+        lambda q, k, v: fused_favor_attention(q, k, v, dev(projection), dev(mask)),
+        dev(qkv.bfloat16()),
+        heads,
+        dev(weight.float()),
+    )
+    assert actual.dtype == torch.bfloat16
+    assert relative_error(actual.cpu().double(), expected) < 1e-2
+    assert relative_error(actual_grad.cpu().double(), expected_grad) < 2e-2
+
+
 def test_sequence_without_real_keys_gives_zero_output_and_finite_gradients() -> None:
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 2, 40, 16, generator=gen, device="cpu").to(DEVICE).requires_grad_() for _ in range(3))

@@ -16,8 +16,9 @@ matmul with the projection ω) and consumes it at once:
 
 The partial states are merged (and rescaled to one stabiliser) in PyTorch between the kernels.
 
-Features are computed with fp32 accumulation; matmul operands are fp32 (TF32 tensor cores for bf16/fp16
-inputs, exact IEEE fp32 for fp32 inputs).  The stabilisers are the same as in :func:`.favor.favor_features`
+Every product accumulates in fp32. For fp32 inputs the operands are exact IEEE fp32; for bf16/fp16 inputs the
+feature logits ωᵀq, ωᵀk take TF32 operands and the products of features with values, states and gradients bf16
+operands (``FavorKernelConfig.bf16_products``), as flash attention multiplies its probabilities with values.  The stabilisers are the same as in :func:`.favor.favor_features`
 (per-query maximum; one maximum over the real keys of each (batch, head)) and the 1/√m factor is dropped:
 all are constant factors of numerator and denominator alike, so the result is the PyTorch path's, which is
 the reference this module is tested against (``tests/attention/test_favor_triton.py``).
@@ -28,11 +29,14 @@ Layout: q, k, v ``(batch, heads, n, head_dim)`` with unit stride on ``head_dim``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from typing import Optional
 
 import torch
+
+from .kernel_choice import fused_kernels_allowed
 
 try:
     import triton
@@ -43,18 +47,39 @@ except ImportError:  # CPU-only installs: the PyTorch path is used
 # Below this denominator (every feature product underflowed) the output is ~0, as in favor._normalise; our
 # features lack favor's 1/√m factor (1/m in a product of two), so the kernels floor at this times m.
 _DENOMINATOR_FLOOR = torch.finfo(torch.float32).tiny ** 0.5
-_BLOCK_N = 64  # sequence positions per tile
-_BLOCK_F = 64  # random features per tile: larger tiles run out of shared memory in fp32
 _PROGRAMS_PER_SM = 4
+
+
+@dataclasses.dataclass
+class FavorKernelConfig:
+    """Tile shapes and operand precision of the kernels (``scripts/tune_favor_kernel.py`` times the choices).
+
+    Attributes:
+        block_n: sequence positions per tile.
+        block_f: random features per tile.
+        num_warps: warps per program.
+        bf16_products: for bf16/fp16 inputs, run the products of features with values, states and gradients on
+            bf16 operands (fp32 accumulation; 2x the TF32 tensor-core rate, half the shared memory). The feature
+            logits ωᵀq, ωᵀk stay TF32: an error there is amplified by exp(). fp32 inputs always use IEEE fp32.
+    """
+
+    block_n: int = 128  # 128 x 128 x 8 warps: fastest of scripts/tune_favor_kernel.py's grid on an H200
+    block_f: int = 128
+    num_warps: int = 8
+    bf16_products: bool = True
+
+
+KERNEL_CONFIG = FavorKernelConfig()
 
 
 def fused_favor_available(x: torch.Tensor) -> bool:
     """Whether layers should take :func:`fused_favor_attention` for ``x``: a CUDA tensor of a 16/32-bit float
-    dtype, Triton installed, and ``HVLM_FAVOR_KERNEL`` not set to ``torch`` (which keeps the PyTorch path).
+    dtype, Triton installed, ``HVLM_FAVOR_KERNEL`` not set to ``torch`` (which keeps the PyTorch path) and not
+    inside :func:`.kernel_choice.plain_pytorch_paths`.
 
     (Called directly, the function also runs on CPU tensors under ``TRITON_INTERPRET=1``; the tests use that.)
     """
-    if triton is None or os.environ.get("HVLM_FAVOR_KERNEL", "auto") == "torch":
+    if triton is None or os.environ.get("HVLM_FAVOR_KERNEL", "auto") == "torch" or not fused_kernels_allowed():
         return False
     return x.is_cuda and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
 
@@ -110,6 +135,13 @@ if triton is not None:
         return tl.dot(x, tl.trans(w), input_precision=PRECISION)
 
     @triton.jit
+    def _product(a, b, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
+        """a @ b with fp32 accumulation, on bf16 operands if BF16_PRODUCTS (see FavorKernelConfig)."""
+        if BF16_PRODUCTS:
+            return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
+        return tl.dot(a, b, input_precision=PRECISION)
+
+    @triton.jit
     def _key_logits(k, w, valid, sq_scale, PRECISION: tl.constexpr):
         """ωᵀk̂ − ‖k̂‖²/2 for a tile of keys (ω pre-scaled by d^(-1/4)); invalid entries at -1e30."""
         s = _logits(k, w, PRECISION) - (0.5 * sq_scale) * tl.sum(k * k, axis=1)[:, None]
@@ -127,7 +159,7 @@ if triton is not None:
         stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_mb,
         H, N, D, F, blocks_per_split, sq_scale,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
-        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr,
+        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
         """Partial Σ φ(k) vᵀ, Σ φ(k) of one (batch·head, split of the sequence, chunk of features)."""
         bh, split, fc = tl.program_id(0), tl.program_id(1), tl.program_id(2)
@@ -151,7 +183,7 @@ if triton is not None:
             new_max = tl.maximum(running_max, tl.max(s))
             rescale = tl.exp(running_max - new_max)
             p = tl.where(valid, tl.exp(s - new_max[None, :]), 0.0)
-            state = state * rescale[:, None] + tl.dot(tl.trans(p), v, input_precision=PRECISION)
+            state = state * rescale[:, None] + _product(tl.trans(p), v, PRECISION, BF16_PRODUCTS)
             key_sum = key_sum * rescale + tl.sum(p, axis=0)
             running_max = new_max
         part = bh * num_splits + split
@@ -164,7 +196,7 @@ if triton is not None:
         stride_qb, stride_qh, stride_qn, stride_ob, stride_oh, stride_on,
         H, N, D, F, floor,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
-        PRECISION: tl.constexpr,
+        PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
         """out = φ(q)ᵀS / φ(q)ᵀz per query tile, features chunk by chunk with an online per-query maximum."""
         bh = tl.program_id(0)
@@ -182,7 +214,7 @@ if triton is not None:
             p = tl.exp(s - new_max[:, None])
             state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             key_sum = tl.load(Z + bh * F_PAD + offs_f)
-            numerator = numerator * rescale[:, None] + tl.dot(p, state, input_precision=PRECISION)
+            numerator = numerator * rescale[:, None] + _product(p, state, PRECISION, BF16_PRODUCTS)
             denominator = denominator * rescale + tl.sum(p * key_sum[None, :], axis=1)
             row_max = new_max
         out = numerator / tl.maximum(denominator, floor)[:, None]
@@ -208,7 +240,7 @@ if triton is not None:
         stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn, stride_dqb, stride_dqh, stride_dqn,
         H, N, D, F, floor,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
-        PRECISION: tl.constexpr,
+        PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
         bh = tl.program_id(0)
         b, h = bh // H, bh % H
@@ -224,9 +256,9 @@ if triton is not None:
             p = tl.exp(s - row_max[:, None])
             state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             key_sum = tl.load(Z + bh * F_PAD + offs_f)
-            d_p = tl.dot(d_num, tl.trans(state), input_precision=PRECISION) + d_den[:, None] * key_sum[None, :]
+            d_p = _product(d_num, tl.trans(state), PRECISION, BF16_PRODUCTS) + d_den[:, None] * key_sum[None, :]
             # the per-query stabiliser is a common factor of numerator and denominator: its gradient cancels
-            d_q += tl.dot(d_p * p, w, input_precision=PRECISION)
+            d_q += _product(d_p * p, w, PRECISION, BF16_PRODUCTS)
         dq_base = DQ + b * stride_dqb + h * stride_dqh
         _store_rows(dq_base, offs_n, offs_d, n_ok, d_ok, stride_dqn, d_q.to(DQ.dtype.element_ty))
 
@@ -236,7 +268,7 @@ if triton is not None:
         stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn,
         H, N, D, F, blocks_per_split, floor,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
-        PRECISION: tl.constexpr,
+        PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
         """Partial dS = Σ φ(q) d_numᵀ and dz = Σ φ(q) d_den of one (batch·head, split, chunk of features)."""
         bh, split, fc = tl.program_id(0), tl.program_id(1), tl.program_id(2)
@@ -256,7 +288,7 @@ if triton is not None:
             row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
             valid = n_ok[:, None] & f_ok[None, :]
             p = tl.where(valid, tl.exp(_logits(q, w, PRECISION) - row_max[:, None]), 0.0)
-            d_state += tl.dot(tl.trans(p), d_num, input_precision=PRECISION)
+            d_state += _product(tl.trans(p), d_num, PRECISION, BF16_PRODUCTS)
             d_key_sum += tl.sum(p * d_den[:, None], axis=0)
         part = bh * num_splits + split
         _store_state_part(DSTATE_OUT, DZ_OUT, part, offs_f, offs_d, d_state, d_key_sum, F_PAD, BLOCK_D)
@@ -268,7 +300,7 @@ if triton is not None:
         stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
         H, N, D, F, sq_scale,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
-        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr,
+        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
         bh = tl.program_id(0)
         b, h = bh // H, bh % H
@@ -286,10 +318,10 @@ if triton is not None:
             p = tl.where(valid, tl.exp(_key_logits(k, w, valid, sq_scale, PRECISION) - key_max), 0.0)
             d_state = _tile(DSTATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             d_key_sum = tl.load(DZ + bh * F_PAD + offs_f)
-            d_p = tl.dot(v, tl.trans(d_state), input_precision=PRECISION) + d_key_sum[None, :]
-            d_v += tl.dot(p, d_state, input_precision=PRECISION)
+            d_p = _product(v, tl.trans(d_state), PRECISION, BF16_PRODUCTS) + d_key_sum[None, :]
+            d_v += _product(p, d_state, PRECISION, BF16_PRODUCTS)
             d_logits = d_p * p  # the shared key stabiliser is a common factor: its gradient cancels
-            d_k += tl.dot(d_logits, w, input_precision=PRECISION)
+            d_k += _product(d_logits, w, PRECISION, BF16_PRODUCTS)
             d_logit_sum += tl.sum(d_logits, axis=1)
         d_k -= sq_scale * d_logit_sum[:, None] * k
         dk_base, dv_base = DK + b * stride_dkb + h * stride_dkh, DV + b * stride_dvb + h * stride_dvh
@@ -311,18 +343,22 @@ def _split_grid(batch_heads: int, num_blocks: int, device: torch.device) -> tupl
 
 def _padded_sizes(head_dim: int, num_features: int) -> tuple[int, int]:
     """Tile width covering head_dim (a power of two ≥ 16, the smallest tensor-core operand) and the feature count
-    rounded up to whole chunks of _BLOCK_F."""
-    return max(16, 1 << (head_dim - 1).bit_length()), -(-num_features // _BLOCK_F) * _BLOCK_F
+    rounded up to whole chunks of ``KERNEL_CONFIG.block_f``."""
+    block_f = KERNEL_CONFIG.block_f
+    return max(16, 1 << (head_dim - 1).bit_length()), -(-num_features // block_f) * block_f
 
 
 def _options(q: torch.Tensor, w: torch.Tensor) -> dict:
+    low_precision = q.dtype != torch.float32
     return dict(
-        BLOCK_N=_BLOCK_N,
+        BLOCK_N=KERNEL_CONFIG.block_n,
         BLOCK_D=w.shape[1],
-        BLOCK_F=_BLOCK_F,
+        BLOCK_F=KERNEL_CONFIG.block_f,
         F_PAD=w.shape[0],
-        PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
-        num_warps=4,
+        PRECISION="tf32" if low_precision else "ieee",
+        # Triton's CPU interpreter (3.9) miscomputes bf16 dots: there the products stay fp32 (GPU tests cover bf16)
+        BF16_PRODUCTS=low_precision and KERNEL_CONFIG.bf16_products and os.environ.get("TRITON_INTERPRET") != "1",
+        num_warps=KERNEL_CONFIG.num_warps,
     )
 
 
@@ -339,20 +375,20 @@ def _favor_forward(
     batch, heads, n, d = q.shape
     options = _options(q, w)
     bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
-    num_blocks = triton.cdiv(n, _BLOCK_N)
+    num_blocks = triton.cdiv(n, options["BLOCK_N"])
     splits, per_split = _split_grid(bh, num_blocks, q.device)
     f32 = dict(device=q.device, dtype=torch.float32)
     states = torch.empty(bh, splits, f_pad, block_d, **f32)
     key_sums = torch.empty(bh, splits, f_pad, **f32)
-    maxima = torch.empty(bh, splits, f_pad // _BLOCK_F, **f32)
+    maxima = torch.empty(bh, splits, f_pad // options["BLOCK_F"], **f32)
     mask_arg, mask_stride = _mask_args(mask, q)
-    _key_state_fwd[(bh, splits, f_pad // _BLOCK_F)](
+    _key_state_fwd[(bh, splits, f_pad // options["BLOCK_F"])](
         k, v, w, mask_arg, states, key_sums, maxima, *_strides(k), *_strides(v), mask_stride,
         heads, n, d, num_features, per_split, d**-0.5, HAS_MASK=mask is not None, **options,
     )  # fmt: skip
     # One stabiliser per (batch, head): rescale every partial state to the largest maximum, then sum.
     key_max = maxima.amax(dim=(1, 2))
-    weights = torch.exp(maxima - key_max[:, None, None]).repeat_interleave(_BLOCK_F, dim=2)  # (bh, splits, f_pad)
+    weights = torch.exp(maxima - key_max[:, None, None]).repeat_interleave(options["BLOCK_F"], dim=2)  # (bh, splits, f_pad)
     state = (states * weights[..., None]).sum(dim=1)
     key_sum = (key_sums * weights).sum(dim=1)
     out = torch.empty(batch, heads, n, d, device=q.device, dtype=v.dtype)
@@ -399,7 +435,7 @@ def _favor_backward(
     batch, heads, n, d = q.shape
     options = _options(q, w)
     bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
-    num_blocks = triton.cdiv(n, _BLOCK_N)
+    num_blocks = triton.cdiv(n, options["BLOCK_N"])
     splits, per_split = _split_grid(bh, num_blocks, q.device)
     f32 = dict(device=q.device, dtype=torch.float32)
     floor = _DENOMINATOR_FLOOR * num_features
@@ -411,7 +447,7 @@ def _favor_backward(
     )  # fmt: skip
     d_states = torch.empty(bh, splits, f_pad, block_d, **f32)
     d_key_sums = torch.empty(bh, splits, f_pad, **f32)
-    _query_bwd_state[(bh, splits, f_pad // _BLOCK_F)](
+    _query_bwd_state[(bh, splits, f_pad // options["BLOCK_F"])](
         q, d_out, w, row_max, row_den, row_delta, d_states, d_key_sums, *_strides(q), *_strides(d_out),
         heads, n, d, num_features, per_split, floor, **options,
     )  # fmt: skip
