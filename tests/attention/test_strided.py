@@ -64,6 +64,41 @@ def test_padded_queries_produce_no_nan_even_without_any_real_key() -> None:
     assert (x.grad[1, 1:] == 0).all()  # padding never influences real tokens
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n, stride", [(23, 4), (26, 4), (3, 5)], ids=["tail-1", "tail-2", "stride>n"])
+def test_unpadded_lengths_off_the_stride_grid_match_the_reference_without_any_mask(n, stride, causal, monkeypatch) -> None:
+    """No padding but s does not divide n: classes of two lengths, each run unmasked (fast kernels), still exact."""
+    from hierarchicalvlm.attention.sparse import strided as strided_module
+
+    masks = []
+    real_sdpa = strided_module.sdpa
+    monkeypatch.setattr(strided_module, "sdpa", lambda *a, **kw: masks.append(kw["attn_mask"]) or real_sdpa(*a, **kw))
+    gen = torch.Generator().manual_seed(n)
+    torch.manual_seed(n)
+    module = StridedAttention(dim=16, num_heads=2, stride=stride, causal=causal)
+    x = torch.randn(2, n, 16, generator=gen)
+    weight = torch.randn(2, n, 16, generator=gen)
+    out, grads = output_and_grads(lambda m, x, mask: m(x, mask), module, x, None, weight)
+    assert masks and all(m is None for m in masks)
+    ref_out, ref_grads = output_and_grads(strided_reference, module, x, None, weight)
+    assert relative_error(out, ref_out) <= TOL
+    for g, ref_g in zip(grads, ref_grads):
+        assert relative_error(g, ref_g) <= TOL
+
+
+def test_non_causal_padding_mask_is_a_broadcast_key_mask() -> None:
+    """Key padding alone is (B * stride, 1, 1, n / stride): no class-length-squared tensor (1M tokens needed 256 GiB)."""
+    module = StridedAttention(dim=8, num_heads=2, stride=4)
+    mask = torch.arange(103)[None] < torch.tensor([[103], [2]])
+    class_mask = module._class_mask(mask, 2, 103, 1, torch.device("cpu"))
+    assert class_mask.shape == (8, 1, 1, 26)
+    x = torch.randn(2, 103, 8, requires_grad=True)
+    out = module(x, mask)  # sample 1 has two real tokens: two of its four classes have no real key
+    out.square().sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    assert (out[1, 2:] == 0).all() and (x.grad[1, 2:] == 0).all()
+
+
 def test_stride_one_is_full_attention() -> None:
     torch.manual_seed(0)
     strided = StridedAttention(dim=16, num_heads=4, stride=1)

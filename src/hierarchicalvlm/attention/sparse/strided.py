@@ -54,11 +54,27 @@ class StridedAttention(SequenceMixer):
         s = self.stride
         class_len = math.ceil(n / s)
         tail = class_len * s - n
-        # Position p = a * s + r goes to residue class r, slot a: classes become batch entries.
-        qkv = F.pad(self.qkv(x), (0, 0, 0, tail))
-        q, k, v = rearrange(qkv, "b (a r) (three h d) -> three (b r) h a d", r=s, three=3, h=self.num_heads)
+        # Position p = a * s + r goes to residue class r, slot a: classes become batch entries. The tokens are
+        # regrouped before the q/k/v projection and after the output projection (both act per token), so only
+        # x and the output are copied, not the three times wider q/k/v.
+        grouped = rearrange(F.pad(x, (0, 0, 0, tail)) if tail else x, "b (a r) c -> b r a c", r=s)
+        if mask is None:
+            # Without padding no mask is needed even when s does not divide n: the first s - tail classes have
+            # class_len tokens, the others one fewer; each group runs unmasked (the fast SDPA kernels).
+            full = s - tail
+            out = grouped.new_zeros(grouped.shape)
+            out[:, :full] = self._attend(grouped[:, :full], None)
+            if tail and class_len > 1:
+                out[:, full:, :-1] = self._attend(grouped[:, full:, :-1], None)
+        else:
+            out = self._attend(grouped, self._class_mask(mask, b, n, tail, x.device))
+        return rearrange(out, "b r a c -> b (a r) c")[:, :n]
 
-        attn_mask = self._class_mask(mask, b, n, tail, x.device)
+    def _attend(self, classes: torch.Tensor, attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """Attention within each class of ``classes`` ``(B, classes, class_len, C)``; same shape out."""
+        b, r, a, c = classes.shape
+        qkv = self.qkv(classes.reshape(b * r, a, c))
+        q, k, v = rearrange(qkv, "br a (three h d) -> three br h a d", three=3, h=self.num_heads)
         out = sdpa(
             q,
             k,
@@ -67,13 +83,16 @@ class StridedAttention(SequenceMixer):
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=self.causal and attn_mask is None,
         )
-        out = rearrange(out, "(b r) h a d -> b (a r) (h d)", r=s)[:, :n]
-        return self.proj(out)
+        return self.proj(rearrange(out, "br h a d -> br a (h d)")).view(b, r, a, c)
 
     def _class_mask(
         self, mask: Optional[torch.Tensor], b: int, n: int, tail: int, device: torch.device
     ) -> Optional[torch.Tensor]:
-        """Boolean ``(B * stride, 1, n/stride, n/stride)`` mask for the per-class attention, or None if not needed."""
+        """Boolean mask for the per-class attention, or None if not needed.
+
+        Non-causal: a key-padding mask ``(B * stride, 1, 1, n/stride)`` that SDPA broadcasts, so memory stays
+        linear in n. Causal with padding: ``(B * stride, 1, n/stride, n/stride)``, quadratic in the class length.
+        """
         if mask is None and (tail == 0 or self.causal):
             # Without padding nothing needs hiding; causally the tail slots are the last of each class,
             # so only tail queries (discarded) could see them.
@@ -82,10 +101,12 @@ class StridedAttention(SequenceMixer):
         class_len = (n + tail) // s
         real = torch.ones(b, n, dtype=torch.bool, device=device) if mask is None else mask
         real = rearrange(F.pad(real, (0, tail), value=False), "b (a r) -> (b r) a", r=s)
-        allowed = real[:, None, None, :]
-        if self.causal:
-            allowed = allowed & torch.ones(class_len, class_len, dtype=torch.bool, device=device).tril()
-        # A query always sees itself: a padded query with no real key would otherwise get a NaN row.
+        if not self.causal:
+            # A real query is a real key of its own class, so a class without any real key holds only padded
+            # queries (whose outputs are zeroed): letting them see every key keeps their rows finite.
+            return (real | ~real.any(dim=1, keepdim=True))[:, None, None, :]
+        allowed = real[:, None, None, :] & torch.ones(class_len, class_len, dtype=torch.bool, device=device).tril()
+        # A query always sees itself: a padded query with no real key before it would otherwise get a NaN row.
         return allowed | torch.eye(class_len, dtype=torch.bool, device=device)
 
     def extra_repr(self) -> str:
