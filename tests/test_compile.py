@@ -32,7 +32,8 @@ def test_the_whole_model_compiles_to_one_graph(attention: str, make_cfg) -> None
 
 
 def test_one_graph_per_padded_length_whatever_the_padding(make_cfg) -> None:
-    """Static shapes: a new length compiles once; padded and unpadded batches of that length share the graph."""
+    """Static shapes: a new length compiles once; without a padding flag, padded and unpadded batches of that
+    length share the graph (it keeps the mask)."""
     model, batch = tiny_model_and_batch(make_cfg)
     torch._dynamo.reset()
     counter = CompileCounter()
@@ -46,6 +47,24 @@ def test_one_graph_per_padded_length_whatever_the_padding(make_cfg) -> None:
               "frame_mask": torch.cat([batch["frame_mask"], batch["frame_mask"]], dim=1)}
     net(longer)
     assert counter.frame_count == 2
+
+
+def test_the_training_loops_padding_flag_gives_at_most_two_graphs_per_length(make_cfg) -> None:
+    """With the flag the training loop adds, unpadded batches run unmasked: one graph each for padded and not."""
+    from hierarchicalvlm.models.lit_module import with_padding_flag
+
+    model, batch = tiny_model_and_batch(make_cfg)
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    net = torch.compile(model.net, backend=counter, dynamic=False)
+    padded = {**batch, "frame_mask": batch["frame_mask"].clone()}
+    padded["frame_mask"][0, -2:] = False
+    assert with_padding_flag(batch)["padded"] is False and with_padding_flag(padded)["padded"] is True
+    for _ in range(2):
+        net(with_padding_flag(batch))
+        net(with_padding_flag(padded))
+    assert counter.frame_count == 2
+    torch.testing.assert_close(net(with_padding_flag(batch)).qa_logits, model.net(batch).qa_logits)
 
 
 def test_compiled_forwards_leave_the_performer_redraw_to_the_training_loop(make_cfg) -> None:

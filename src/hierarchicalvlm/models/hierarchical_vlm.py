@@ -72,7 +72,7 @@ class HierarchicalVLM(nn.Module):
 
     def forward(self, batch: dict[str, Any]) -> VLMOutput:
         question = self.text(batch["question_ids"], batch["question_mask"])
-        encoded = self.video(batch["frames"], batch["frame_mask"], question)
+        encoded = self.video(batch["frames"], batch["frame_mask"], question, padded=batch.get("padded"))
         caption = self.text(batch["caption_ids"], batch["caption_mask"])
         return VLMOutput(
             qa_logits=self.qa_head(torch.cat([encoded.qa, question], dim=-1)),

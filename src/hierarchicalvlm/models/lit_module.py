@@ -20,6 +20,14 @@ from .metrics import CrossModalRecall
 from .video_encoder import AttentionFactory
 
 
+def with_padding_flag(batch: dict[str, Any]) -> dict[str, Any]:
+    """``batch`` plus ``padded``: whether any frame is padding, decided here, outside a compiled network (a
+    compiled graph cannot read a tensor on the host), so the network runs its mixers unmasked when it can."""
+    if "padded" in batch:
+        return batch
+    return {**batch, "padded": not bool(batch["frame_mask"].all())}
+
+
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
     """Learning-rate multiplier: linear warm-up, then cosine decay to ``min_ratio``."""
     if step < warmup_steps:
@@ -82,7 +90,7 @@ class HierarchicalVLMModule(L.LightningModule):
         return int(frames.shape[0] * frames.shape[1] * self.net.tokens_per_frame)
 
     def forward(self, batch: dict[str, Any]):
-        return self.net(batch)
+        return self.net(with_padding_flag(batch))
 
     def _global_batch(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Embeddings of every rank's batch, so that InfoNCE under data parallelism has the negatives (and the
@@ -92,7 +100,7 @@ class HierarchicalVLMModule(L.LightningModule):
         return self.all_gather(embeddings, sync_grads=True).flatten(0, 1)
 
     def _losses(self, batch: dict[str, Any]):
-        out = self.net(batch)
+        out = self.net(with_padding_flag(batch))
         qa = qa_loss(out.qa_logits, batch["answer"])
         video, text = self._global_batch(out.video_embedding), self._global_batch(out.text_embedding)
         contrastive = contrastive_loss(video, text, out.logit_scale)

@@ -131,7 +131,16 @@ class HierarchicalVideoEncoder(nn.Module):
         self.question_in = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor, question: torch.Tensor) -> EncodedVideo:
+    def forward(
+        self, frames: torch.Tensor, frame_mask: torch.Tensor, question: torch.Tensor, padded: Optional[bool] = None
+    ) -> EncodedVideo:
+        """Encode a batch of videos; ``padded`` says whether ``frame_mask`` hides any frame (None: look).
+
+        Without padding the long-range mixers get no mask: fused kernels run unmasked (faster; and only unmasked
+        SDPA calls may use cuDNN, see attention/ops/sdpa.py). Looking costs a host sync, which a compiled graph
+        cannot make: there, unless the caller passes ``padded`` (the training loop does, computed outside the
+        graph; the graph then specialises on it, at most two graphs per length), the mask is always kept.
+        """
         x = self.embed_norm(self.adapter(frames))  # (B, T, P, D)
         b, t, p, d = x.shape
         time = sinusoidal_embedding(torch.arange(t, device=x.device), d)[None, :, None, :]
@@ -149,9 +158,8 @@ class HierarchicalVideoEncoder(nn.Module):
         summaries[:, 1] = summaries[:, 1] + self.question_in(question)
         x = torch.cat([x, summaries.to(x.dtype)], dim=1)
         mask = torch.cat([mask, mask.new_ones(b, 2)], dim=1)
-        # Without padding the mixers get no mask: fused kernels run unmasked (faster; and only unmasked SDPA calls
-        # may use cuDNN, see attention/ops/sdpa.py). One host sync per batch; compiled graphs keep the mask.
-        padded = torch.compiler.is_compiling() or not bool(frame_mask.all())
+        if padded is None:
+            padded = torch.compiler.is_compiling() or not bool(frame_mask.all())
         level_mask = mask if padded else None
         for block in self.level2:
             if self.activation_checkpointing and self.training:
