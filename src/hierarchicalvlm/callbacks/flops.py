@@ -21,6 +21,8 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.fabric.utilities.throughput import measure_flops
 from torch.utils.flop_counter import flop_registry, register_flop_formula, sdpa_backward_flop_count, sdpa_flop_count
 
+from hierarchicalvlm.attention.ops.kernel_choice import plain_pytorch_paths
+
 log = logging.getLogger(__name__)
 aten = torch.ops.aten
 
@@ -101,7 +103,8 @@ def _count(module: torch.nn.Module, batch: Any, device: torch.device, context: C
     model = detached_copy(module).to(device)
     model.train()
     inputs = move_data_to_device(batch, device)
-    with context:
+    # Fused kernels are opaque to the counter: count the same computation on the plain PyTorch paths.
+    with context, plain_pytorch_paths():
         return int(measure_flops(model, lambda: model(inputs), loss_fn=sum_of_outputs))
 
 

@@ -26,6 +26,8 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn.functional as F
 
+from .kernel_choice import fused_kernels_allowed
+
 ScanResult = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -180,14 +182,20 @@ def selective_scan_reference(
     return (y, state) if return_final_state else y
 
 
-@functools.lru_cache(maxsize=1)
 def mamba_ssm_kernel() -> Optional[Callable]:
     """mamba-ssm's fused Triton SSD scan (``mamba_chunk_scan_combined``) when that package is importable.
 
     An optional GPU dependency (``pip install mamba-ssm``): on a CUDA device it is several times faster than
-    the PyTorch chunked scan. Set ``HVLM_SSD_KERNEL=torch`` to always use the PyTorch path."""
-    if os.environ.get("HVLM_SSD_KERNEL", "auto") == "torch":
+    the PyTorch chunked scan. Set ``HVLM_SSD_KERNEL=torch`` to always use the PyTorch path (as does
+    :func:`.kernel_choice.plain_pytorch_paths`)."""
+    if os.environ.get("HVLM_SSD_KERNEL", "auto") == "torch" or not fused_kernels_allowed():
         return None
+    return _import_mamba_ssm_kernel()
+
+
+@functools.lru_cache(maxsize=1)
+def _import_mamba_ssm_kernel() -> Optional[Callable]:
+    """The import alone is cached: the switches above are read on every call."""
     try:
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
     except Exception:  # not installed, or installed without its compiled CUDA extension

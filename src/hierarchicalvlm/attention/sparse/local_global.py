@@ -10,6 +10,7 @@ from torch import nn
 
 from ..base import SequenceMixer, check_positive, register_attention
 from ..ops.flex import MIN_FLEX_HEAD_DIM, flex_available, flex_local_global_attention
+from ..ops.kernel_choice import fused_kernels_allowed
 from ..ops.local_window import gather_positions, local_window_attention
 from ..ops.sdpa import sdpa
 
@@ -109,7 +110,8 @@ class LocalGlobalAttention(SequenceMixer):
     def backend_for(self, x: torch.Tensor) -> str:
         """``"flex"`` (fused GPU kernel) or ``"blocked"`` (pure PyTorch), the path :meth:`mix` takes for ``x``."""
         uses_dropout = self.training and self.dropout > 0
-        if x.is_cuda and flex_available() and not uses_dropout and self.head_dim >= MIN_FLEX_HEAD_DIM:
+        fused_ok = fused_kernels_allowed() and flex_available()
+        if x.is_cuda and fused_ok and not uses_dropout and self.head_dim >= MIN_FLEX_HEAD_DIM:
             return "flex"
         return "blocked"
 
