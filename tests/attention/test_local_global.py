@@ -200,10 +200,12 @@ def test_blocked_window_op_with_globals_and_padding_matches_reference(causal: bo
 @needs_flex
 @pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*")
 @pytest.mark.parametrize("causal", [False, True])
-def test_flex_masks_match_reference_eagerly_on_cpu(causal: bool) -> None:
-    """The FlexAttention block mask + score_mod (run unfused on CPU) express exactly the same pattern."""
+@pytest.mark.parametrize("n, half, g", [(37, 3, 3), (300, 20, 6), (260, 2, 130)], ids=["one-block", "blocks", "2-slot-blocks"])
+def test_flex_masks_match_reference_eagerly_on_cpu(causal: bool, n: int, half: int, g: int) -> None:
+    """The FlexAttention block mask + score_mod + global columns (run unfused on CPU) express exactly the same
+    pattern; globals inside a query's window must count once."""
     gen = torch.Generator().manual_seed(1)
-    b, h, n, d, half, g = 2, 2, 37, 8, 3, 3
+    b, h, d = 2, 2, 8
     q, k, v = (torch.randn(b, h, n, d, generator=gen) for _ in range(3))
     mask, positions = random_padding_mask(b, n, gen), random_positions(b, n, g, gen)
     with torch.no_grad():
@@ -226,12 +228,17 @@ def test_block_mask_is_cached() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("n, num_global", [(300, 4), (129, 0), (1000, 8)])
-def test_cuda_flex_path_matches_dense_reference_bf16(causal: bool, n: int, num_global: int) -> None:
-    """Sequence lengths off the 128-token block grid, window-only and with globals, forward and input gradient."""
+@pytest.mark.parametrize(
+    "n, num_global, window", [(300, 4, 64), (129, 0, 64), (1000, 8, 64), (2000, 16, 512), (1500, 130, 300)]
+)
+def test_cuda_flex_path_matches_dense_reference_bf16(causal: bool, n: int, num_global: int, window: int) -> None:
+    """Sequence lengths off the 128-token block grid, window-only and with globals, forward and input gradient.
+
+    Windows of 512 make whole 128x128 blocks full (the kernel skips the element mask there).
+    """
     gen = torch.Generator().manual_seed(n)
     torch.manual_seed(n)
-    module = LocalGlobalAttention(128, 4, window_size=64, num_global_tokens=num_global, causal=causal)
+    module = LocalGlobalAttention(128, 4, window_size=window, num_global_tokens=num_global, causal=causal)
     module = module.to("cuda", torch.bfloat16)
     x = torch.randn(2, n, 128, generator=gen).to("cuda", torch.bfloat16)
     mask = (torch.arange(n) < torch.tensor([[n], [2 * n // 3]])).cuda()
@@ -244,3 +251,28 @@ def test_cuda_flex_path_matches_dense_reference_bf16(causal: bool, n: int, num_g
     assert relative_error(out, ref_out) <= 2e-2
     assert relative_error(grads[0], ref_grads[0]) <= 5e-2  # input gradient
     assert all(torch.isfinite(g).all() for g in grads)
+
+
+def test_plain_pytorch_paths_turn_fused_kernels_off_and_back_on() -> None:
+    """The FLOP counter's switch: inside it no mechanism may pick a fused kernel; afterwards all may again."""
+    from hierarchicalvlm.attention.ops.kernel_choice import fused_kernels_allowed, plain_pytorch_paths
+    from hierarchicalvlm.attention.ops.ssd import mamba_ssm_kernel
+
+    assert fused_kernels_allowed()
+    with pytest.raises(RuntimeError), plain_pytorch_paths():
+        assert not fused_kernels_allowed()
+        assert mamba_ssm_kernel() is None
+        raise RuntimeError("the switch must be restored even when the counted step fails")
+    assert fused_kernels_allowed()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_layer_takes_the_blocked_path_inside_plain_pytorch_paths() -> None:
+    from hierarchicalvlm.attention.ops.kernel_choice import plain_pytorch_paths
+
+    module = LocalGlobalAttention(128, 2, window_size=64, num_global_tokens=4).cuda()
+    x = torch.randn(1, 300, 128, device="cuda")
+    assert module.backend_for(x) == "flex"
+    with plain_pytorch_paths():
+        assert module.backend_for(x) == "blocked"
