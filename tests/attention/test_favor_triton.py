@@ -38,30 +38,38 @@ def packed_output_and_grads(fn, qkv: torch.Tensor, heads: int, weight: torch.Ten
     return out.detach(), grad
 
 
-@pytest.mark.parametrize(
-    "batch,heads,n,head_dim,num_features",
-    [(2, 2, 150, 16, 24), (1, 3, 70, 20, 40), (2, 1, 33, 64, 256), (1, 2, 700, 16, 64)],
-    ids=["pow2-head", "odd-sizes", "default-sizes", "several-tiles-per-split"],
-)
-def test_fused_kernel_matches_the_pytorch_path_forward_and_backward(batch, heads, n, head_dim, num_features) -> None:
-    gen = torch.Generator().manual_seed(n)
+def fused_and_reference(batch, heads, n, head_dim, num_features, seed, dtype):
+    """(fused output, its input gradient, float64 PyTorch-path output, its input gradient) on random inputs with
+    padding; the fused kernel gets the inputs in ``dtype`` (values exact in that dtype)."""
+    gen = torch.Generator().manual_seed(seed)
     projection = orthogonal_gaussian_projection(num_features, head_dim, generator=gen)
-    qkv = torch.randn(batch, n, 3 * heads * head_dim, generator=gen, dtype=torch.float64)
+    qkv = torch.randn(batch, n, 3 * heads * head_dim, generator=gen).to(dtype).double()
     mask = random_padding_mask(batch, n, gen)
     weight = torch.randn(batch, heads, n, head_dim, generator=gen, dtype=torch.float64)
-
     expected, expected_grad = packed_output_and_grads(
         lambda q, k, v: favor_attention(q, k, v, projection, mask), qkv, heads, weight
     )
     dev = lambda t: t.to(DEVICE)  # noqa: E731
     actual, actual_grad = packed_output_and_grads(
         lambda q, k, v: fused_favor_attention(q, k, v, dev(projection), dev(mask)),
-        dev(qkv.float()),
+        dev(qkv.to(dtype)),
         heads,
         dev(weight.float()),
     )
-    assert relative_error(actual.cpu(), expected) < 1e-5
-    assert relative_error(actual_grad.cpu(), expected_grad) < 1e-4
+    return actual.cpu(), actual_grad.cpu(), expected, expected_grad
+
+
+@pytest.mark.parametrize(
+    "batch,heads,n,head_dim,num_features",
+    [(2, 2, 150, 16, 24), (1, 3, 70, 20, 40), (2, 1, 33, 64, 256), (1, 2, 700, 16, 64)],
+    ids=["pow2-head", "odd-sizes", "default-sizes", "several-tiles-per-split"],
+)
+def test_fused_kernel_matches_the_pytorch_path_forward_and_backward(batch, heads, n, head_dim, num_features) -> None:
+    actual, actual_grad, expected, expected_grad = fused_and_reference(
+        batch, heads, n, head_dim, num_features, seed=n, dtype=torch.float32
+    )
+    assert relative_error(actual, expected) < 1e-5
+    assert relative_error(actual_grad, expected_grad) < 1e-4
 
 
 @pytest.mark.parametrize("bf16_products", [True, False], ids=["bf16-products", "tf32-products"])
@@ -70,25 +78,10 @@ def test_bf16_inputs_match_the_float64_pytorch_path(bf16_products: bool, monkeyp
     from hierarchicalvlm.attention.ops import favor_triton
 
     monkeypatch.setattr(favor_triton, "KERNEL_CONFIG", favor_triton.FavorKernelConfig(bf16_products=bf16_products))
-    gen = torch.Generator().manual_seed(5)
-    batch, heads, n, head_dim, num_features = 2, 2, 300, 32, 128
-    projection = orthogonal_gaussian_projection(num_features, head_dim, generator=gen)
-    qkv = torch.randn(batch, n, 3 * heads * head_dim, generator=gen).bfloat16().double()  # exact in bf16
-    mask = random_padding_mask(batch, n, gen)
-    weight = torch.randn(batch, heads, n, head_dim, generator=gen, dtype=torch.float64)
-    expected, expected_grad = packed_output_and_grads(
-        lambda q, k, v: favor_attention(q, k, v, projection, mask), qkv, heads, weight
-    )
-    dev = lambda t: t.to(DEVICE)  # noqa: E731
-    actual, actual_grad = packed_output_and_grads(
-        lambda q, k, v: fused_favor_attention(q, k, v, dev(projection), dev(mask)),
-        dev(qkv.bfloat16()),
-        heads,
-        dev(weight.float()),
-    )
+    actual, actual_grad, expected, expected_grad = fused_and_reference(2, 2, 300, 32, 128, seed=5, dtype=torch.bfloat16)
     assert actual.dtype == torch.bfloat16
-    assert relative_error(actual.cpu().double(), expected) < 1e-2
-    assert relative_error(actual_grad.cpu().double(), expected_grad) < 2e-2
+    assert relative_error(actual.double(), expected) < 1e-2
+    assert relative_error(actual_grad.double(), expected_grad) < 2e-2
 
 
 def test_sequence_without_real_keys_gives_zero_output_and_finite_gradients() -> None:
