@@ -90,7 +90,7 @@ def test_non_causal_padding_mask_is_a_broadcast_key_mask() -> None:
     """Key padding alone is (B * stride, 1, 1, n / stride): no class-length-squared tensor (1M tokens needed 256 GiB)."""
     module = StridedAttention(dim=8, num_heads=2, stride=4)
     mask = torch.arange(103)[None] < torch.tensor([[103], [2]])
-    class_mask = module._class_mask(mask, 2, 103, 1, torch.device("cpu"))
+    class_mask = module._class_mask(mask, tail=1)
     assert class_mask.shape == (8, 1, 1, 26)
     x = torch.randn(2, 103, 8, requires_grad=True)
     out = module(x, mask)  # sample 1 has two real tokens: two of its four classes have no real key

@@ -100,7 +100,7 @@ class HierarchicalVLMModule(L.LightningModule):
         return self.all_gather(embeddings, sync_grads=True).flatten(0, 1)
 
     def _losses(self, batch: dict[str, Any]):
-        out = self.net(with_padding_flag(batch))
+        out = self(batch)
         qa = qa_loss(out.qa_logits, batch["answer"])
         video, text = self._global_batch(out.video_embedding), self._global_batch(out.text_embedding)
         contrastive = contrastive_loss(video, text, out.logit_scale)

@@ -107,11 +107,13 @@ if triton is not None:
         return offs_f, offs_f < F, _tile(W, offs_f, offs_d, BLOCK_D)
 
     @triton.jit
-    def _row_block(N, D, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-        """Offsets and validity of this program's block of sequence positions and of the head dimensions."""
+    def _row_program(H, N, D, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+        """A per-row-block program's (batch·head, batch, head), and offsets and validity of its block of sequence
+        positions and of the head dimensions."""
+        bh = tl.program_id(0)
         offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_d = tl.arange(0, BLOCK_D)
-        return offs_n, offs_d, offs_n < N, offs_d < D
+        return bh, bh // H, bh % H, offs_n, offs_d, offs_n < N, offs_d < D
 
     @triton.jit
     def _query_logits(q, w, f_ok, PRECISION: tl.constexpr):
@@ -154,6 +156,23 @@ if triton is not None:
         return n_ok
 
     @triton.jit
+    def _split_program(W, H, D, F, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr):
+        """A split-reduction program's (batch·head, split, batch, head), head dims, its chunk of features (rows of
+        ω) and zeroed (state, sum) accumulators."""
+        bh, split, fc = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+        offs_d = tl.arange(0, BLOCK_D)
+        offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
+        state = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
+        state_sum = tl.zeros((BLOCK_F,), dtype=tl.float32)
+        return bh, split, bh // H, bh % H, offs_d, offs_d < D, offs_f, f_ok, w, state, state_sum
+
+    @triton.jit
+    def _split_block(split, i, blocks_per_split, N, BLOCK_N: tl.constexpr):
+        """Offsets and validity of block ``i`` of this program's split of the sequence."""
+        offs_n = (split * blocks_per_split + i) * BLOCK_N + tl.arange(0, BLOCK_N)
+        return offs_n, offs_n < N
+
+    @triton.jit
     def _key_state_fwd(
         K, V, W, MASK, STATE_OUT, Z_OUT, M_OUT,
         stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_mb,
@@ -162,20 +181,12 @@ if triton is not None:
         HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
         """Partial Σ φ(k) vᵀ, Σ φ(k) of one (batch·head, split of the sequence, chunk of features)."""
-        bh, split, fc = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-        num_splits = tl.num_programs(1)
-        b, h = bh // H, bh % H
-        offs_d = tl.arange(0, BLOCK_D)
-        d_ok = offs_d < D
-        offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
-        state = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
-        key_sum = tl.zeros((BLOCK_F,), dtype=tl.float32)
+        bh, split, b, h, offs_d, d_ok, offs_f, f_ok, w, state, key_sum = _split_program(W, H, D, F, BLOCK_D, BLOCK_F)
         running_max = tl.full((BLOCK_F,), -1.0e30, tl.float32)  # all entries equal: one stabiliser per program
         k_base = K + b * stride_kb + h * stride_kh
         v_base = V + b * stride_vb + h * stride_vh
         for i in range(0, blocks_per_split):
-            offs_n = (split * blocks_per_split + i) * BLOCK_N + tl.arange(0, BLOCK_N)  # block i of this split
-            n_ok = offs_n < N
+            offs_n, n_ok = _split_block(split, i, blocks_per_split, N, BLOCK_N)
             k = _load_rows(k_base, offs_n, offs_d, n_ok, d_ok, stride_kn)
             v = _load_rows(v_base, offs_n, offs_d, n_ok, d_ok, stride_vn)
             valid = _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)[:, None] & f_ok[None, :]
@@ -186,8 +197,9 @@ if triton is not None:
             state = state * rescale[:, None] + _product(tl.trans(p), v, PRECISION, BF16_PRODUCTS)
             key_sum = key_sum * rescale + tl.sum(p, axis=0)
             running_max = new_max
-        part = bh * num_splits + split
+        part = bh * tl.num_programs(1) + split
         _store_state_part(STATE_OUT, Z_OUT, part, offs_f, offs_d, state, key_sum, F_PAD, BLOCK_D)
+        fc = tl.program_id(2)  # this program's chunk of features: one stabiliser per chunk
         tl.store(M_OUT + (part * tl.num_programs(2) + fc) + offs_f * 0, running_max, mask=offs_f == fc * BLOCK_F)
 
     @triton.jit
@@ -199,9 +211,7 @@ if triton is not None:
         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
         """out = φ(q)ᵀS / φ(q)ᵀz per query tile, features chunk by chunk with an online per-query maximum."""
-        bh = tl.program_id(0)
-        b, h = bh // H, bh % H
-        offs_n, offs_d, n_ok, d_ok = _row_block(N, D, BLOCK_N, BLOCK_D)
+        bh, b, h, offs_n, offs_d, n_ok, d_ok = _row_program(H, N, D, BLOCK_N, BLOCK_D)
         q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
         row_max = tl.full((BLOCK_N,), -1.0e30, tl.float32)
         numerator = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
@@ -242,9 +252,7 @@ if triton is not None:
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
-        bh = tl.program_id(0)
-        b, h = bh // H, bh % H
-        offs_n, offs_d, n_ok, d_ok = _row_block(N, D, BLOCK_N, BLOCK_D)
+        bh, b, h, offs_n, offs_d, n_ok, d_ok = _row_program(H, N, D, BLOCK_N, BLOCK_D)
         q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
         d_num, d_den = _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok,
                                      stride_gb, stride_gh, stride_gn, N, floor)  # fmt: skip
@@ -271,17 +279,11 @@ if triton is not None:
         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
         """Partial dS = Σ φ(q) d_numᵀ and dz = Σ φ(q) d_den of one (batch·head, split, chunk of features)."""
-        bh, split, fc = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-        num_splits = tl.num_programs(1)
-        b, h = bh // H, bh % H
-        offs_d = tl.arange(0, BLOCK_D)
-        d_ok = offs_d < D
-        offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
-        d_state = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
-        d_key_sum = tl.zeros((BLOCK_F,), dtype=tl.float32)
+        bh, split, b, h, offs_d, d_ok, offs_f, f_ok, w, d_state, d_key_sum = _split_program(
+            W, H, D, F, BLOCK_D, BLOCK_F
+        )
         for i in range(0, blocks_per_split):
-            offs_n = (split * blocks_per_split + i) * BLOCK_N + tl.arange(0, BLOCK_N)  # block i of this split
-            n_ok = offs_n < N
+            offs_n, n_ok = _split_block(split, i, blocks_per_split, N, BLOCK_N)
             q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
             d_num, d_den = _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok,
                                          stride_gb, stride_gh, stride_gn, N, floor)  # fmt: skip
@@ -290,7 +292,7 @@ if triton is not None:
             p = tl.where(valid, tl.exp(_logits(q, w, PRECISION) - row_max[:, None]), 0.0)
             d_state += _product(tl.trans(p), d_num, PRECISION, BF16_PRODUCTS)
             d_key_sum += tl.sum(p * d_den[:, None], axis=0)
-        part = bh * num_splits + split
+        part = bh * tl.num_programs(1) + split
         _store_state_part(DSTATE_OUT, DZ_OUT, part, offs_f, offs_d, d_state, d_key_sum, F_PAD, BLOCK_D)
 
     @triton.jit
@@ -302,9 +304,7 @@ if triton is not None:
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
         HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
-        bh = tl.program_id(0)
-        b, h = bh // H, bh % H
-        offs_n, offs_d, n_ok, d_ok = _row_block(N, D, BLOCK_N, BLOCK_D)
+        bh, b, h, offs_n, offs_d, n_ok, d_ok = _row_program(H, N, D, BLOCK_N, BLOCK_D)
         k = _load_rows(K + b * stride_kb + h * stride_kh, offs_n, offs_d, n_ok, d_ok, stride_kn)
         v = _load_rows(V + b * stride_vb + h * stride_vh, offs_n, offs_d, n_ok, d_ok, stride_vn)
         key_ok = _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)

@@ -50,7 +50,7 @@ class StridedAttention(SequenceMixer):
         self.proj = nn.Linear(dim, dim, bias=qkv_bias)
 
     def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-        b, n, _ = x.shape
+        n = x.shape[1]
         s = self.stride
         class_len = math.ceil(n / s)
         tail = class_len * s - n
@@ -67,7 +67,7 @@ class StridedAttention(SequenceMixer):
             if tail and class_len > 1:
                 out[:, full:, :-1] = self._attend(grouped[:, full:, :-1], None)
         else:
-            out = self._attend(grouped, self._class_mask(mask, b, n, tail, x.device))
+            out = self._attend(grouped, self._class_mask(mask, tail))
         return rearrange(out, "b r a c -> b (a r) c")[:, :n]
 
     def _attend(self, classes: torch.Tensor, attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -85,29 +85,21 @@ class StridedAttention(SequenceMixer):
         )
         return self.proj(rearrange(out, "br h a d -> br a (h d)")).view(b, r, a, c)
 
-    def _class_mask(
-        self, mask: Optional[torch.Tensor], b: int, n: int, tail: int, device: torch.device
-    ) -> Optional[torch.Tensor]:
-        """Boolean mask for the per-class attention, or None if not needed.
+    def _class_mask(self, mask: torch.Tensor, tail: int) -> torch.Tensor:
+        """Boolean mask for the per-class attention of a padded batch (``mask`` ``(B, n)``, True = real).
 
         Non-causal: a key-padding mask ``(B * stride, 1, 1, n/stride)`` that SDPA broadcasts, so memory stays
-        linear in n. Causal with padding: ``(B * stride, 1, n/stride, n/stride)``, quadratic in the class length.
+        linear in n. Causal: ``(B * stride, 1, n/stride, n/stride)``, quadratic in the class length.
         """
-        if mask is None and (tail == 0 or self.causal):
-            # Without padding nothing needs hiding; causally the tail slots are the last of each class,
-            # so only tail queries (discarded) could see them.
-            return None
-        s = self.stride
-        class_len = (n + tail) // s
-        real = torch.ones(b, n, dtype=torch.bool, device=device) if mask is None else mask
-        real = rearrange(F.pad(real, (0, tail), value=False), "b (a r) -> (b r) a", r=s)
+        real = rearrange(F.pad(mask, (0, tail), value=False), "b (a r) -> (b r) a", r=self.stride)
         if not self.causal:
             # A real query is a real key of its own class, so a class without any real key holds only padded
             # queries (whose outputs are zeroed): letting them see every key keeps their rows finite.
             return (real | ~real.any(dim=1, keepdim=True))[:, None, None, :]
-        allowed = real[:, None, None, :] & torch.ones(class_len, class_len, dtype=torch.bool, device=device).tril()
+        class_len = real.shape[1]
+        allowed = real[:, None, None, :] & torch.ones(class_len, class_len, dtype=torch.bool, device=mask.device).tril()
         # A query always sees itself: a padded query with no real key before it would otherwise get a NaN row.
-        return allowed | torch.eye(class_len, dtype=torch.bool, device=device)
+        return allowed | torch.eye(class_len, dtype=torch.bool, device=mask.device)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, stride={self.stride}"
