@@ -17,7 +17,9 @@ from omegaconf import OmegaConf
 
 from hierarchicalvlm.data.base import IGNORE_INDEX
 from hierarchicalvlm.data.synthetic import (
+    FAMILIES,
     NUMBERS,
+    LengthCurriculum,
     Scene,
     SyntheticVideoQADataModule,
     SyntheticVideoQADataset,
@@ -72,6 +74,9 @@ def read_frame(frame: torch.Tensor):
 def solve(question: str, objects: list) -> str:
     """Answer a question from the per-frame objects read off the pixels (``None`` = empty frame)."""
     shown = [(t, o) for t, o in enumerate(objects) if o is not None]
+    if question.startswith("what"):  # needle: the attribute of the one object in a white frame
+        (needle,) = [o for _, o in shown if o[4]]
+        return needle[0] if "colour" in question else needle[1]
     if question.startswith("how many"):
         (target,) = [w for w in split_words(question) if w in COLOURS or w in SHAPES]
         return NUMBERS[sum(1 for _, o in shown if target in o[:2]) - 1]
@@ -149,11 +154,13 @@ def test_sample_shapes_dtype_and_range(num_frames, frame_size):
 def test_collate_input_spec_and_vocabularies():
     dm = SyntheticVideoQADataModule(num_frames=16, frame_size=8, num_train=10, num_val=5, num_test=5)
     assert dm.model_inputs() == {"kind": "pixels", "frame_shape": (3, 8, 8), "max_frames": 16,
-                                 "vocab_size": dm.tokenizer.vocab_size, "num_answers": len(NUMBERS) + 2,
-                                 "tasks": ["count", "order", "match"]}
+                                 "vocab_size": dm.tokenizer.vocab_size,
+                                 "num_answers": len(NUMBERS) + 2 + len(COLOURS) + len(SHAPES),
+                                 "tasks": ["count", "order", "match", "needle"]}
     samples = [dm.splits["test"][i] for i in range(5)]
     batch = dm.collate(samples)
-    assert set(batch) == BATCH_KEYS | {"task"}
+    assert set(batch) == BATCH_KEYS | {"task", "depth"}
+    assert torch.allclose(batch["depth"], torch.tensor([s["depth"] for s in samples]))
     assert [dm.task_names()[i] for i in batch["task"]] == [s["task"] for s in samples]
     assert batch["frames"].shape == (5, 16, 3, 8, 8) and batch["frame_mask"].all()
     assert (batch["answer"] != IGNORE_INDEX).all()
@@ -191,16 +198,26 @@ def test_yaml_config_instantiates_the_documented_defaults():
 
 
 # --- balance and chance level -----------------------------------------------------------------
+# chi-square critical values at p = 0.001 by degrees of freedom: a uniform draw fails 1 time in 1000
+CHI2_999 = {1: 10.83, 2: 13.82, 3: 16.27, 4: 18.47, 5: 20.52, 6: 22.46, 7: 24.32, 8: 26.12}
+
+
 def test_families_and_answers_are_balanced():
-    sample = scenes(1500, num_frames=64)
+    sample = scenes(2500, num_frames=64)
     families = Counter(s.family for s in sample)
-    assert set(families) == {"count", "order", "match"}
-    assert max(families.values()) / min(families.values()) < 1.25
+    assert set(families) == set(FAMILIES)
+    assert max(families.values()) / min(families.values()) < 1.3
     dm = SyntheticVideoQADataModule(num_frames=64)
     for family, allowed in dm.answers_by_family().items():
         answers = Counter(s.answer for s in sample if s.family == family)
         assert set(answers) == set(allowed), family
-        assert max(answers.values()) / min(answers.values()) < 1.5, (family, answers)
+        # a needle question names its attribute: answers are uniform among the colours, and among the shapes
+        groups = (COLOURS, SHAPES) if family == "needle" else (allowed,)
+        for group in groups:
+            counts = np.array([answers[a] for a in group], dtype=float)
+            expected = counts.mean()
+            chi2 = ((counts - expected) ** 2 / expected).sum()
+            assert chi2 < CHI2_999[len(group) - 1], (family, answers)
 
 
 def test_chance_accuracy_is_the_empirical_majority_rate():
@@ -229,7 +246,7 @@ def test_question_text_alone_does_not_predict_the_answer(key):
     frequent = [answers for answers in table.values() if sum(answers.values()) >= 10]
     assert frequent and all(len(answers) > 1 for answers in frequent)
     chance = SyntheticVideoQADataModule().chance_accuracy()
-    for family in ("count", "order", "match"):
+    for family in FAMILIES:
         hits = [table[key(s.question)].most_common(1)[0][0] == s.answer
                 for s in val if s.family == family and key(s.question) in table]
         if len(hits) >= 100:
@@ -258,13 +275,59 @@ def test_no_single_frame_decides_the_answer(num_frames):
             assert a.name != b.name and abs(a.frame - b.frame) >= min_order_separation(num_frames) >= num_frames / 3
             names = [e.name for e in scene.events]
             assert names.count(a.name) == names.count(b.name) == 1
-        else:
+        elif scene.family == "match":
             needle, query = keys
             assert needle.marked and query.marked and not any(e.marked for e in scene.events if not e.key)
             assert query.frame - needle.frame >= min_match_gap(num_frames) >= num_frames // 2
             assert needle.frame < num_frames - min_match_gap(num_frames)
+        else:
+            # needle: the one white frame holds the answer; its object also appears unmarked elsewhere at
+            # times, so only the border (not the object) tells the needle apart
+            (needle,) = keys
+            assert needle.marked and not any(e.marked for e in scene.events if not e.key)
+        assert scene.depth(num_frames) == min(e.frame for e in keys) / (num_frames - 1)
         checked[scene.family] += 1
-    assert set(checked) == {"count", "order", "match"}
+    assert set(checked) == set(FAMILIES)
+
+
+def test_needle_depth_is_uniform_over_the_asked_range_and_decoys_share_its_object():
+    sample = [s for s in scenes(1200, num_frames=200) if s.family == "needle"]
+    depths = np.array([s.depth(200) for s in sample])
+    assert np.histogram(depths, bins=5, range=(0, 1))[0].min() > 0.12 * len(sample)  # uniform over [0, 1]
+    decoy = [any(e.name == s.key_events[0].name and not e.marked for e in s.events) for s in sample]
+    assert 0.3 < np.mean(decoy) < 1.0  # the needle's object is often also shown unmarked
+    narrow = scenes(300, num_frames=200, needle_depth=(0.2, 0.3))
+    assert all(0.2 <= s.depth(200) <= 0.3 for s in narrow if s.family == "needle")
+    exact = scenes(50, num_frames=11, needle_depth=0.5, tasks=("needle",))
+    assert {s.key_events[0].frame for s in exact} == {5}
+
+
+def test_num_distractors_fixes_the_distractor_count():
+    for s in scenes(200, num_frames=64, num_distractors=7):
+        extra = len(s.events) - len(s.key_events)
+        # count keeps the total object count independent of its answer: top + 7 objects in all
+        assert extra == (max_count(64) + 7 - len(s.key_events) if s.family == "count" else 7), s.family
+    with pytest.raises(ValueError, match="data.num_distractors"):
+        SyntheticVideoSpec(num_frames=16, num_distractors=15)
+
+
+def test_length_curriculum_doubles_per_stage_and_trains_on_that_length():
+    curriculum = LengthCurriculum.from_config({"start_frames": 16, "epochs_per_stage": 2}, num_frames=100)
+    assert [curriculum.frames_at(e) for e in range(8)] == [16, 16, 32, 32, 64, 64, 100, 100]
+    assert curriculum.num_stages == 4
+    assert LengthCurriculum.from_config(None, 64) is None
+    with pytest.raises(ValueError, match="data.curriculum"):
+        LengthCurriculum.from_config({"start": 8}, 64)
+
+    class FakeTrainer:
+        reload_dataloaders_every_n_epochs, current_epoch, world_size, global_rank = 0, 1, 1, 0
+
+    dm = SyntheticVideoQADataModule(num_frames=64, frame_size=8, num_train=4, num_val=2, num_test=2, batch_size=2,
+                                    curriculum={"start_frames": 16, "epochs_per_stage": 1})
+    dm.trainer = FakeTrainer()
+    assert next(iter(dm.train_dataloader()))["frames"].shape[1] == 32  # epoch 1: the second stage
+    assert next(iter(dm.val_dataloader()))["frames"].shape[1] == 64  # evaluation at the full length
+    assert dm.trainer.reload_dataloaders_every_n_epochs == 1  # Lightning asks for a new loader every epoch
 
 
 def test_difficulty_grows_with_num_frames():
@@ -323,6 +386,10 @@ def test_generation_is_well_under_a_millisecond_per_frame():
         ({"noise": 0.8}, "data.noise"),
         ({"distractor_rate": 1.0}, "data.distractor_rate"),
         ({"caption_events": 0}, "data.caption_events"),
+        ({"needle_depth": 1.5}, "data.needle_depth"),
+        ({"needle_depth": [0.6, 0.2]}, "data.needle_depth"),
+        ({"num_distractors": -1}, "data.num_distractors"),
+        ({"curriculum": {"start_frames": 2}}, "data.curriculum.start_frames"),
     ],
 )
 def test_bad_config_raises_a_value_error_naming_the_field(kwargs, field):

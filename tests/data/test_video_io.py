@@ -71,7 +71,7 @@ def test_sample_times_rejects_bad_arguments(kwargs, match):
 def test_probe(media):
     info = probe_video(media / "videos" / "long.mp4")
     assert (info.duration, info.fps, info.num_frames, info.width, info.height) == (5.0, 24.0, 120, 48, 32)
-    webm = probe_video(media / "videos" / "c.webm")  # WebM streams carry no duration: the container's is used
+    webm = probe_video(media / "videos" / "c.webm")  # measured from its packets (WebM streams carry no duration)
     assert webm.duration == pytest.approx(1.0, abs=0.05)
 
 

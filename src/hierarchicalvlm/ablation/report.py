@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from .reach import depth_table_markdown, mean_profile, wilson_interval, write_heatmaps
 from .summary import COMPLETED, FAILED, RUNNING, SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 
 ACCURACY_KEYS = ("test/qa_acc", "val/qa_acc")  # the first one a job has is its accuracy
+CHANCE_KEYS = ("test/chance_acc", "val/chance_acc")  # the matching chance level, logged by the module
 BASELINE = "full"
 MAX_LEN_FILE = "max_seq_len.json"
 REASON_CHARS = 90
@@ -69,6 +71,23 @@ def accuracy_of(summary: dict[str, Any]) -> tuple[Optional[float], Optional[str]
         if metrics.get(key) is not None:
             return float(metrics[key]), key
     return None, None
+
+
+def chance_of(summaries: Iterable[dict[str, Any]]) -> Optional[float]:
+    """The sweep's chance accuracy (median over jobs that logged one; None if none did)."""
+    values = []
+    for summary in summaries:
+        metrics = summary.get("metrics") or {}
+        value = next((metrics[k] for k in CHANCE_KEYS if metrics.get(k) is not None), None)
+        if value is not None:
+            values.append(float(value))
+    return statistics.median(values) if values else None
+
+
+def variant_of(summary: dict[str, Any], label_memory: bool) -> str:
+    """The row a job belongs to: its attention, plus ``+memory`` when the sweep varies the memory level."""
+    attention = str(summary.get("attention"))
+    return f"{attention}+memory" if label_memory and summary.get("memory") else attention
 
 
 def peak_of(summary: dict[str, Any]) -> tuple[Optional[float], Optional[str]]:
@@ -133,9 +152,29 @@ class Cell:
     @property
     def tokens_per_sec(self) -> Optional[float]:
         """Mean over seeds of each job's steady-state median tokens/s."""
-        values = [(j.get("throughput") or {}).get("tokens_per_sec_median") for j in self.completed]
-        values = [v for v in values if v is not None]
+        values = self._speeds()
         return statistics.fmean(values) if values else None
+
+    @property
+    def tokens_per_sec_std(self) -> Optional[float]:
+        """Sample std over seeds of the median tokens/s (None for fewer than two seeds)."""
+        values = self._speeds()
+        return statistics.stdev(values) if len(values) > 1 else None
+
+    def _speeds(self) -> list[float]:
+        values = [(j.get("throughput") or {}).get("tokens_per_sec_median") for j in self.completed]
+        return [float(v) for v in values if v is not None]
+
+    @property
+    def eval_samples(self) -> Optional[int]:
+        """Evaluation samples behind one seed's accuracy (for its binomial interval), if the jobs say."""
+        counts = []
+        for job in self.completed:
+            metrics = job.get("metrics") or {}
+            count = next((metrics[k] for k in ("test/num_samples", "val/num_samples") if metrics.get(k)), None)
+            if count:
+                counts.append(int(count))
+        return min(counts) if counts else None
 
     @property
     def peak_memory(self) -> tuple[Optional[float], Optional[str]]:
@@ -159,9 +198,11 @@ class AblationTable:
 
     @classmethod
     def from_summaries(cls, summaries: Iterable[dict[str, Any]]) -> "AblationTable":
+        summaries = list(summaries)
+        label_memory = len({bool(s.get("memory")) for s in summaries if "memory" in s}) > 1
         cells: dict[tuple[str, Optional[int]], Cell] = {}
         for summary in summaries:
-            key = (str(summary.get("attention")), summary.get("seq_len"))
+            key = (variant_of(summary, label_memory), summary.get("seq_len"))
             cells.setdefault(key, Cell(*key)).jobs.append(summary)
         attentions = sorted({a for a, _ in cells}, key=lambda a: (a != BASELINE, a))
         lengths = sorted({n for _, n in cells}, key=lambda n: (n is None, n or 0))
@@ -259,7 +300,7 @@ def longest_video_text(result: dict[str, Any]) -> str:
 
 
 def render_markdown(table: AblationTable, title: str, summaries: list[dict[str, Any]],
-                    max_len: Optional[dict[str, Any]], plots: list[Path]) -> str:
+                    max_len: Optional[dict[str, Any]], plots: list[Path], chance: Optional[float] = None) -> str:
     """report.md: overview, the main table, failures, the longest-video table and the plots."""
     statuses = [s.get("status") for s in summaries]
     devices = sorted({str(s.get("device")) for s in summaries if s.get("device")})
@@ -297,6 +338,9 @@ def render_markdown(table: AblationTable, title: str, summaries: list[dict[str, 
             failure = result.get("first_failure_frames")
             lines.append(f"| {attention} | {_md(longest_video_text(result))} | "
                          f"{f'{failure} frames' if failure else '–'} | {_md(_short(result.get('reason') or '–'))} |")
+    if chance is not None:
+        lines += ["", f"Chance accuracy (best guess from the question alone): {chance:.3f}."]
+    lines += depth_section(table, chance)
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.as_posix()})" for p in plots]
     lines += ["", "All jobs: `jobs.csv`.", ""]
@@ -352,7 +396,7 @@ def _line_plot(table: AblationTable, path: Path, value, ylabel: str, title: str,
     return path
 
 
-def _accuracy_plot(table: AblationTable, path: Path) -> Optional[Path]:
+def _accuracy_plot(table: AblationTable, path: Path, chance: Optional[float] = None) -> Optional[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -370,6 +414,8 @@ def _accuracy_plot(table: AblationTable, path: Path) -> Optional[Path]:
     if not drawn:
         plt.close(fig)
         return None
+    if chance is not None:
+        ax.axhline(chance, color="red", linestyle=":", linewidth=1.2, label=f"chance ({chance:.2f})")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("level-2 sequence length (tokens)")
     ax.set_ylabel("accuracy (mean ± std over seeds)")
@@ -388,7 +434,21 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return sorted(set(front))
 
 
-def _pareto_plot(table: AblationTable, path: Path) -> Optional[Path]:
+def _accuracy_error(cell: Cell) -> Optional[list[list[float]]]:
+    """Error bar of a cell's accuracy: the std over seeds, or for one seed its 95 % binomial interval."""
+    mean, std = cell.accuracy
+    if mean is None:
+        return None
+    if std is not None:
+        return [[std], [std]]
+    n = cell.eval_samples
+    if not n:
+        return None
+    low, high = wilson_interval(mean, n)
+    return [[mean - low], [high - mean]]
+
+
+def _pareto_plot(table: AblationTable, path: Path, chance: Optional[float] = None) -> Optional[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -405,7 +465,8 @@ def _pareto_plot(table: AblationTable, path: Path) -> Optional[Path]:
             if accuracy is None or speed is None:
                 continue
             points.append((speed, accuracy))
-            ax.scatter(speed, accuracy, color=colours[attention], s=40)
+            ax.errorbar(speed, accuracy, xerr=cell.tokens_per_sec_std, yerr=_accuracy_error(cell),
+                        color=colours[attention], marker="o", markersize=5, capsize=2, linewidth=0.8)
             ax.annotate(f"{seq_len}", (speed, accuracy), fontsize=7, xytext=(3, 3), textcoords="offset points")
             drawn = True
         front = pareto_front(points)
@@ -416,8 +477,11 @@ def _pareto_plot(table: AblationTable, path: Path) -> Optional[Path]:
         return None
     for attention, colour in colours.items():
         ax.scatter([], [], color=colour, label=attention)
+    if chance is not None:
+        ax.axhline(chance, color="red", linestyle=":", linewidth=1.2, label=f"chance ({chance:.2f})")
     ax.set_xscale("log")
-    ax.set_xlabel("tokens/s (steady state)\nlabels: sequence length in tokens; dashed: Pareto front at each length",
+    ax.set_xlabel("tokens/s (steady state)\nlabels: sequence length in tokens; dashed: Pareto front at each length; "
+                  "bars: std over seeds (one seed: 95 % binomial interval)",
                   fontsize=9)
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy vs throughput (Pareto view)")
@@ -429,8 +493,8 @@ def _pareto_plot(table: AblationTable, path: Path) -> Optional[Path]:
     return path
 
 
-def write_plots(table: AblationTable, out_dir: Path) -> list[Path]:
-    """The four PNGs (those with at least one point) under ``out_dir/plots``; paths relative to ``out_dir``."""
+def write_plots(table: AblationTable, out_dir: Path, chance: Optional[float] = None, caption: str = "") -> list[Path]:
+    """The PNGs (those with at least one point) under ``out_dir/plots``; paths relative to ``out_dir``."""
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
     kinds = {k for c in table.cells.values() for k in [c.peak_memory[1]] if k}
@@ -441,10 +505,47 @@ def write_plots(table: AblationTable, out_dir: Path) -> list[Path]:
                    "tokens/s (steady state)", "Throughput vs sequence length", log_y=True),
         _line_plot(table, plot_dir / "memory_vs_length.png", lambda c: c.peak_memory[0],
                    memory_label, "Peak memory vs sequence length", log_y=True),
-        _accuracy_plot(table, plot_dir / "accuracy_vs_length.png"),
-        _pareto_plot(table, plot_dir / "accuracy_vs_throughput.png"),
+        _accuracy_plot(table, plot_dir / "accuracy_vs_length.png", chance),
+        _pareto_plot(table, plot_dir / "accuracy_vs_throughput.png", chance),
+        write_heatmaps(table.attentions, _known(table.lengths), depth_profiles(table),
+                       plot_dir / "depth_heatmaps.png", chance, caption),
     ]
     return [p.relative_to(out_dir) for p in written if p is not None]
+
+
+def _known(lengths: list[Optional[int]]) -> list[int]:
+    return [n for n in lengths if n is not None]
+
+
+def depth_profiles(table: AblationTable) -> dict[str, dict[int, dict[int, tuple]]]:
+    """{variant: {seq_len: {depth bucket: (mean, std, seeds)}}} over the completed jobs of each cell."""
+    return {a: {n: mean_profile(table.cell(a, n).completed) for n in _known(table.lengths)} for a in table.attentions}
+
+
+def depth_section(table: AblationTable, chance: Optional[float]) -> list[str]:
+    """Markdown: the accuracy-by-depth table of every variant (nothing when no job logged depths)."""
+    profiles = depth_profiles(table)
+    lines: list[str] = []
+    for variant in table.attentions:
+        lines += depth_table_markdown(variant, _known(table.lengths), profiles[variant], chance)
+    if not lines:
+        return []
+    return ["", "## Accuracy by evidence depth", "",
+            "Rows: where in the video the evidence starts (0 % = first frame, farthest from the question asked "
+            "after the video); columns: level-2 sequence length; mean ± std over seeds.", "", *lines]
+
+
+def report_caption(summaries: list[dict[str, Any]], title: str) -> str:
+    """One line for figures: devices, model size, task families and the sweep."""
+    devices = sorted({str(s.get("device")) for s in summaries if s.get("device")})
+    params = sorted({s.get("parameters") for s in summaries if s.get("parameters")})
+    tasks = sorted({",".join(s.get("tasks") or []) for s in summaries if s.get("tasks")})
+    parts = [f"sweep {title}", f"device {', '.join(devices) or '?'}"]
+    if params:
+        parts.append("parameters " + ", ".join(format_count(p) for p in params))
+    if tasks:
+        parts.append("tasks " + "; ".join(tasks))
+    return " · ".join(parts)
 
 
 # --- entry point --------------------------------------------------------------------------------
@@ -468,9 +569,10 @@ def write_report(sweep_dir: Path, out_dir: Optional[Path] = None, max_len_path: 
     out_dir.mkdir(parents=True, exist_ok=True)
     table = AblationTable.from_summaries(summaries)
     max_len = load_max_len(max_len_path if max_len_path is not None else sweep_dir / MAX_LEN_FILE)
-    plots = write_plots(table, out_dir)
+    chance = chance_of(summaries)
+    plots = write_plots(table, out_dir, chance, report_caption(summaries, sweep_dir.name))
     jobs_csv = out_dir / "jobs.csv"
     write_csv(summaries, jobs_csv)
     report = out_dir / "report.md"
-    report.write_text(render_markdown(table, sweep_dir.name, summaries, max_len, plots))
+    report.write_text(render_markdown(table, sweep_dir.name, summaries, max_len, plots, chance))
     return ReportFiles(report, jobs_csv, [out_dir / p for p in plots])

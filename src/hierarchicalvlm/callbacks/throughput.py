@@ -16,7 +16,9 @@
 
   averaged over the last ``log_every_n_steps`` batches;
 * at the end of training it stores :attr:`summary` (median and mean over all steady-state batches) and
-  logs it as ``summary/<name>``.
+  logs it as ``summary/<name>``;
+* when the training length changes (a length curriculum: ``data.curriculum``), the figures start afresh,
+  warm-up and FLOP count included, so the summary describes the last length trained (the one validated).
 
 Rates are wall-clock per training batch (data loading included) on this process, multiplied by the
 world size under data parallelism; step time is per batch.
@@ -154,6 +156,7 @@ class LongRangeThroughputMonitor(ThroughputMonitor):
         self._prev_elapsed = 0.0
         self._graphs_at_batch_start = 0
         self._flops_measured = False
+        self._train_length: Optional[int] = None
 
     def _long_range_tokens(self, batch: Any) -> int:
         assert self._module is not None
@@ -229,6 +232,13 @@ class LongRangeThroughputMonitor(ThroughputMonitor):
     @rank_zero_only
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._exclude_time_since_last_step()  # dataloader restart, end-of-epoch checkpoints
+        length_at = getattr(trainer.datamodule, "train_frames_at", None) if trainer.datamodule is not None else None
+        length = length_at(trainer.current_epoch) if callable(length_at) else None
+        if length is not None and self._train_length is not None and length != self._train_length:
+            log.info("throughput: training length changed (%d -> %d frames); measuring afresh",
+                     self._train_length, length)
+            self._reset_state()
+        self._train_length = length
 
     def on_validation_start(self, trainer: L.Trainer, *_: Any) -> None:
         """Validation is not measured (its FLOPs differ from a training batch's)."""

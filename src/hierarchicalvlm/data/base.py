@@ -7,7 +7,8 @@ A dataset yields :class:`Sample` dicts::
      "question": str,         # may be "" when the data has no questions
      "answer": str | None,    # None when the sample has no QA label
      "video_id": str,
-     "task": str}             # optional: the question's task family, for per-task accuracy
+     "task": str,             # optional: the question's task family, for per-task accuracy
+     "depth": float}          # optional: where the evidence starts (0 = first frame, 1 = last), for per-depth accuracy
 
 and :meth:`VideoTextDataModule.collate` turns a list of them into a :class:`Batch` dict::
 
@@ -19,6 +20,7 @@ and :meth:`VideoTextDataModule.collate` turns a list of them into a :class:`Batc
     video_id      list[str]
     task          (B,) long                      index into ``model_inputs()["tasks"]``, -1 if unknown
                                                  (only when the data module names its tasks)
+    depth         (B,) float                     only when every sample has a depth
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Sample(TypedDict):
     answer: Optional[str]
     video_id: str
     task: NotRequired[str]
+    depth: NotRequired[float]
 
 
 Batch = dict[str, Any]
@@ -157,6 +160,8 @@ class VideoTextDataModule(L.LightningDataModule):
             "answer": answer,
             "video_id": [s["video_id"] for s in samples],
         }
+        if all("depth" in s for s in samples):
+            batch["depth"] = torch.tensor([float(s["depth"]) for s in samples], dtype=torch.float32)
         tasks = self.task_names()
         if tasks:
             index = {t: i for i, t in enumerate(tasks)}

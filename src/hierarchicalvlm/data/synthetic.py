@@ -3,6 +3,9 @@
 Every video is a dark, lightly noisy clip in which single frames show one small coloured sprite
 (see :mod:`.synthetic_render`).  Each sample belongs to one task family, chosen uniformly:
 
+* ``needle`` -- "what colour is the object in the white frame?": one white-bordered "needle" frame at a
+  chosen depth of the video (``needle_depth``), unmarked distractors everywhere else; the answer is one
+  of 6 colours or 4 shapes (``needle_attributes``); needle-in-a-haystack retrieval, asked after the video.
 * ``count`` -- "how many times does a red object flash?": the counted events are spread evenly
   over the whole video, one per frame, among distractors of other colours (or shapes).
 * ``order`` -- "does the red square appear before the blue plus?": two key objects shown once
@@ -24,14 +27,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
+import dataclasses
+
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from .base import Sample, VideoTextDataModule
 from .synthetic_render import COLOURS, MIN_FRAME_SIZE, SHAPES, SPRITES, MARGIN, Event, render_frames
 
-FAMILIES: tuple[str, ...] = ("count", "order", "match")
+FAMILIES: tuple[str, ...] = ("count", "order", "match", "needle")
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 MIN_NUM_FRAMES = 8
 MAX_NOISE = 0.3
@@ -61,6 +66,10 @@ MATCH_TEMPLATES: dict[str, tuple[str, ...]] = {
         "is the object in the last bordered frame the same shape as the one in the first?",
     ),
 }
+NEEDLE_TEMPLATES: dict[str, str] = {
+    "colour": "what colour is the object in the white frame?",
+    "shape": "what shape is the object in the white frame?",
+}
 CAPTION_CONNECTORS: tuple[str, ...] = ("then", "later", "next")
 MARK_PHRASE = "in a white frame"
 
@@ -82,14 +91,30 @@ def min_match_gap(num_frames: int) -> int:
 
 
 def answers_for_family(family: str, num_frames: int) -> tuple[str, ...]:
-    """The answers a family can give at this length, each equally likely by construction."""
-    return NUMBERS[: max_count(num_frames)] if family == "count" else YES_NO
+    """The answers a family can give at this length."""
+    if family == "count":
+        return NUMBERS[: max_count(num_frames)]
+    if family == "needle":
+        return COLOURS + SHAPES
+    return YES_NO
+
+
+def family_chance(family: str, num_frames: int, needle_attributes: Iterable[str] = ("colour", "shape")) -> float:
+    """Accuracy of the best guess from the question alone (answers are uniform given the question).
+
+    A ``needle`` question names its attribute, so the guess picks among 6 colours or 4 shapes (each
+    attribute asked equally often); every other family picks among all of its answers."""
+    if family == "needle":
+        sizes = [len(COLOURS) if a == "colour" else len(SHAPES) for a in needle_attributes]
+        return float(np.mean([1.0 / n for n in sizes]))
+    return 1.0 / len(answers_for_family(family, num_frames))
 
 
 def answer_vocabulary(tasks: Iterable[str]) -> list[str]:
     """Every answer of the enabled families at ANY length, so checkpoints transfer across ``num_frames``."""
     tasks = set(tasks)
-    return (list(NUMBERS) if "count" in tasks else []) + (list(YES_NO) if tasks & {"order", "match"} else [])
+    return ((list(NUMBERS) if "count" in tasks else []) + (list(YES_NO) if tasks & {"order", "match"} else [])
+            + (list(COLOURS + SHAPES) if "needle" in tasks else []))
 
 
 def lexicon_texts() -> list[str]:
@@ -99,6 +124,7 @@ def lexicon_texts() -> list[str]:
     texts += [t.format(target=shape) for t in COUNT_TEMPLATES["shape"]]
     texts += [t.format(a=f"{colour} {shape}", b=f"{colour} {shape}") for t, _ in ORDER_TEMPLATES]
     texts += [t for templates in MATCH_TEMPLATES.values() for t in templates]
+    texts += list(NEEDLE_TEMPLATES.values())
     texts += [" ".join(COLOURS), " ".join(SHAPES), f"a {colour} {shape} {MARK_PHRASE}, " + " ".join(CAPTION_CONNECTORS)]
     return texts
 
@@ -125,6 +151,30 @@ def _parse_tasks(tasks: Iterable[str] | str) -> tuple[str, ...]:
     return names
 
 
+def _parse_depth(value: Any) -> tuple[float, float]:
+    """``needle_depth``: a fraction in [0, 1] or a ``[low, high]`` range of them (0 = first frame, 1 = last)."""
+    pair = [value, value] if isinstance(value, (int, float)) and not isinstance(value, bool) else list(value or [])
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in pair) \
+            or not 0.0 <= pair[0] <= pair[1] <= 1.0:
+        raise ValueError(
+            f"data.needle_depth must be a fraction in [0, 1] or a range [low, high] with 0 <= low <= high <= 1 "
+            f"(0 = first frame, 1 = last), got {value!r}"
+        )
+    return float(pair[0]), float(pair[1])
+
+
+def depth_of(frame: int, num_frames: int) -> float:
+    """Where a frame lies in the video, as a fraction: 0 for the first frame, 1 for the last."""
+    return frame / max(1, num_frames - 1)
+
+
+def depth_bucket(depth: float | torch.Tensor, num_buckets: int):
+    """The bucket (0 .. num_buckets - 1) of a depth in [0, 1]; depth 1 falls in the last bucket."""
+    if torch.is_tensor(depth):
+        return (depth * num_buckets).long().clamp(0, num_buckets - 1)
+    return min(int(depth * num_buckets), num_buckets - 1)
+
+
 @dataclass(frozen=True)
 class SyntheticVideoSpec:
     """What every synthetic video of a data module looks like (validated on construction)."""
@@ -135,6 +185,9 @@ class SyntheticVideoSpec:
     noise: float = 0.05
     distractor_rate: float = 0.25
     caption_events: int = 4
+    needle_depth: tuple[float, float] = (0.0, 1.0)
+    num_distractors: Optional[int] = None
+    needle_attributes: tuple[str, ...] = ("colour", "shape")
 
     def __post_init__(self) -> None:
         _check_int("num_frames", self.num_frames, MIN_NUM_FRAMES, " (shorter videos cannot spread events apart)")
@@ -143,6 +196,26 @@ class SyntheticVideoSpec:
         _check_range("noise", self.noise, 0.0, MAX_NOISE, " (background noise must stay darker than the objects)")
         _check_range("distractor_rate", self.distractor_rate, 0.0, 0.9, " (the expected share of frames with a distractor)")
         _check_int("caption_events", self.caption_events, 1, " (events described per caption)")
+        object.__setattr__(self, "needle_depth", _parse_depth(self.needle_depth))
+        attributes = tuple(str(a) for a in (self.needle_attributes or ()))
+        if not attributes or len(set(attributes)) != len(attributes) or set(attributes) - set(NEEDLE_TEMPLATES):
+            raise ValueError(f"data.needle_attributes must be a non-empty list of distinct names among "
+                             f"{list(NEEDLE_TEMPLATES)}, got {list(attributes)}")
+        object.__setattr__(self, "needle_attributes", attributes)
+        if self.num_distractors is not None:
+            _check_int("num_distractors", self.num_distractors, 0, " (or null: distractor_rate x frames)")
+            most = self.num_frames - max_count(self.num_frames)
+            if self.num_distractors > most:
+                raise ValueError(
+                    f"data.num_distractors={self.num_distractors} does not fit a {self.num_frames}-frame video "
+                    f"beside its key events; use at most {most} or null (distractor_rate x frames)"
+                )
+
+    def distractor_count(self, rng: np.random.Generator, free_frames: int) -> int:
+        """How many distractors a video gets: ``num_distractors`` if set, else Binomial(free, distractor_rate)."""
+        if self.num_distractors is not None:
+            return min(self.num_distractors, free_frames)
+        return int(rng.binomial(free_frames, self.distractor_rate))
 
 
 @dataclass(frozen=True)
@@ -158,6 +231,10 @@ class Scene:
     @property
     def key_events(self) -> tuple[Event, ...]:
         return tuple(e for e in self.events if e.key)
+
+    def depth(self, num_frames: int) -> float:
+        """How far back the evidence starts: the depth (0 = first frame, 1 = last) of the earliest key event."""
+        return depth_of(min(e.frame for e in self.key_events), num_frames)
 
 
 # --- scene generation --------------------------------------------------------------------------
@@ -196,7 +273,7 @@ def _count_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[st
     frames = [int(f) for f in rng.integers(bounds[:-1], bounds[1:] - 1)]
     items = [(f, c, s, True, False) for f, (c, s) in zip(frames, keys)]
     # The total number of objects does not depend on the answer.
-    total = top + int(rng.binomial(T - top, spec.distractor_rate))
+    total = top + spec.distractor_count(rng, T - top)
     items += _distractors(rng, T, frames, total - n, allowed)
     return question_template.format(target=target), NUMBERS[n - 1], items
 
@@ -214,7 +291,7 @@ def _order_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[st
     frame_a, frame_b = (early, late) if a_first else (late, early)
     items = [(frame_a, *a, True, False), (frame_b, *b, True, False)]
     allowed = [o for o in OBJECTS if o not in (a, b)]
-    items += _distractors(rng, T, [early, late], int(rng.binomial(T - 2, spec.distractor_rate)), allowed)
+    items += _distractors(rng, T, [early, late], spec.distractor_count(rng, T - 2), allowed)
     return template.format(a=" ".join(a), b=" ".join(b)), answer, items
 
 
@@ -233,11 +310,26 @@ def _match_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[st
     # The other attribute is drawn independently, so it says nothing about the answer.
     query_object = (query_value, _pick(rng, SHAPES)) if attribute == "colour" else (_pick(rng, COLOURS), query_value)
     items = [(needle, colour, shape, True, True), (query, *query_object, True, True)]
-    items += _distractors(rng, T, [needle, query], int(rng.binomial(T - 2, spec.distractor_rate)), list(OBJECTS))
+    items += _distractors(rng, T, [needle, query], spec.distractor_count(rng, T - 2), list(OBJECTS))
     return question, answer, items
 
 
-_FAMILY_BUILDERS = {"count": _count_scene, "order": _order_scene, "match": _match_scene}
+def _needle_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[str, str, list[_Item]]:
+    T = spec.num_frames
+    attribute = _pick(rng, spec.needle_attributes)
+    answer = _pick(rng, COLOURS if attribute == "colour" else SHAPES)
+    # The other attribute is drawn independently, so it says nothing about the answer.
+    needle_object = (answer, _pick(rng, SHAPES)) if attribute == "colour" else (_pick(rng, COLOURS), answer)
+    low, high = spec.needle_depth
+    first, last = int(np.ceil(low * (T - 1))), int(np.floor(high * (T - 1)))
+    needle = int(rng.integers(first, max(first, last) + 1))
+    items = [(needle, *needle_object, True, True)]
+    # Distractors may show any object, the needle's too: only the white border tells the needle apart.
+    items += _distractors(rng, T, [needle], spec.distractor_count(rng, T - 1), list(OBJECTS))
+    return NEEDLE_TEMPLATES[attribute], answer, items
+
+
+_FAMILY_BUILDERS = {"count": _count_scene, "order": _order_scene, "match": _match_scene, "needle": _needle_scene}
 
 
 def _place(rng: np.random.Generator, items: list[_Item], frame_size: int) -> tuple[Event, ...]:
@@ -278,6 +370,48 @@ def make_scene(spec: SyntheticVideoSpec, rng: np.random.Generator) -> Scene:
     return Scene(family, question, answer, _caption(rng, events, spec.caption_events), events)
 
 
+@dataclass(frozen=True)
+class LengthCurriculum:
+    """Train on short videos first: ``start_frames``, doubled every ``epochs_per_stage`` epochs up to ``num_frames``.
+
+    The task's solution does not depend on the length, but finding it from scratch takes longer the longer
+    the video (the answer's evidence is one frame in ``num_frames``, so its share of the gradient shrinks
+    with length). Starting short finds it quickly; the later stages carry it to the full length.
+    Validation and test always use ``num_frames``. docs/EMBEDDED_TASK.md has the evidence.
+    """
+
+    start_frames: int
+    epochs_per_stage: int
+    num_frames: int
+
+    @classmethod
+    def from_config(cls, cfg: Optional[dict[str, Any]], num_frames: int) -> Optional["LengthCurriculum"]:
+        if not cfg:
+            return None
+        if not hasattr(cfg, "keys"):
+            raise ValueError(f"data.curriculum must be null or a mapping like {{start_frames: 8, epochs_per_stage: 1}}, "
+                             f"got {cfg!r} (quote the override in a shell: 'data.curriculum={{start_frames:8}}')")
+        unknown = set(cfg) - {"start_frames", "epochs_per_stage"}
+        if unknown:
+            raise ValueError(f"data.curriculum takes start_frames and epochs_per_stage, got unknown keys {sorted(unknown)}")
+        start, per_stage = cfg.get("start_frames", 32), cfg.get("epochs_per_stage", 1)
+        _check_int("curriculum.start_frames", start, MIN_NUM_FRAMES)
+        _check_int("curriculum.epochs_per_stage", per_stage, 1)
+        return cls(min(int(start), int(num_frames)), int(per_stage), int(num_frames))
+
+    def frames_at(self, epoch: int) -> int:
+        """Training length of ``epoch`` (0-based)."""
+        return min(self.num_frames, self.start_frames * 2 ** (epoch // self.epochs_per_stage))
+
+    @property
+    def num_stages(self) -> int:
+        """Epoch stages until ``num_frames`` is reached, the last included."""
+        stages, frames = 1, self.start_frames
+        while frames < self.num_frames:
+            frames, stages = frames * 2, stages + 1
+        return stages
+
+
 class SyntheticVideoQADataset(Dataset):
     """``size`` synthetic samples of one split, each generated on demand from ``(seed, split, index)``."""
 
@@ -305,7 +439,7 @@ class SyntheticVideoQADataset(Dataset):
         frames = render_frames(list(scene.events), spec.num_frames, spec.frame_size, spec.noise, pixel_rng)
         video_id = f"synthetic-{self.seed}-{self.split}-{index:06d}"
         return {"frames": frames, "caption": scene.caption, "question": scene.question, "answer": scene.answer,
-                "video_id": video_id, "task": scene.family}
+                "video_id": video_id, "task": scene.family, "depth": scene.depth(spec.num_frames)}
 
 
 class SyntheticVideoQADataModule(VideoTextDataModule):
@@ -328,14 +462,20 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
         noise: float = 0.05,
         distractor_rate: float = 0.25,
         caption_events: int = 4,
+        needle_depth: float | Iterable[float] = (0.0, 1.0),
+        num_distractors: Optional[int] = None,
+        needle_attributes: Iterable[str] = ("colour", "shape"),
         batch_size: int = 32,
         num_workers: int = 0,
         max_text_length: int = 32,
         pin_memory: bool = False,
         persistent_workers: bool = False,
         shuffle: bool = True,
+        curriculum: Optional[dict[str, Any]] = None,
     ) -> None:
-        self.spec = SyntheticVideoSpec(num_frames, frame_size, tasks, noise, distractor_rate, caption_events)
+        self.curriculum = LengthCurriculum.from_config(curriculum, num_frames)
+        self.spec = SyntheticVideoSpec(num_frames, frame_size, tasks, noise, distractor_rate, caption_events,
+                                       needle_depth, num_distractors, needle_attributes)
         for field, value in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test),
                              ("batch_size", batch_size), ("max_text_length", max_text_length)):
             _check_int(field, value, 1)
@@ -348,6 +488,25 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
     def build_splits(self) -> dict[str, Dataset]:
         return {split: SyntheticVideoQADataset(self.spec, self.seed, split, size)
                 for split, size in self.split_sizes.items()}
+
+    def train_frames_at(self, epoch: int) -> int:
+        """Frames per training video in ``epoch`` (the throughput monitor restarts when it changes)."""
+        return self.curriculum.frames_at(epoch) if self.curriculum is not None else self.spec.num_frames
+
+    def train_dataloader(self) -> DataLoader:
+        """Training videos of the curriculum's length for the current epoch (``num_frames`` without one)."""
+        if self.curriculum is not None:
+            trainer = getattr(self, "trainer", None)
+            if trainer is not None:
+                # the training length changes per epoch: Lightning must ask for a new loader every epoch
+                trainer.reload_dataloaders_every_n_epochs = 1
+            frames = self.train_frames_at(trainer.current_epoch if trainer is not None else 0)
+            self.setup()
+            train = self.splits["train"]
+            if train.spec.num_frames != frames:
+                self.splits["train"] = SyntheticVideoQADataset(
+                    dataclasses.replace(self.spec, num_frames=frames), self.seed, "train", train.size)
+        return super().train_dataloader()
 
     def input_spec(self) -> dict[str, Any]:
         size = self.spec.frame_size
@@ -365,10 +524,11 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
         return {family: answers_for_family(family, self.spec.num_frames) for family in self.spec.tasks}
 
     def chance_accuracy(self) -> dict[str, float]:
-        """Accuracy of always giving a family's most frequent answer, per family and ``overall``.
+        """Accuracy of the best guess from the question alone, per family and ``overall``.
 
-        Answers are uniform within a family and families are uniform, so this is ``1/len(answers)``.
+        Answers are uniform given the question and families are uniform (see :func:`family_chance`).
         """
-        chance = {family: 1.0 / len(answers) for family, answers in self.answers_by_family().items()}
+        chance = {family: family_chance(family, self.spec.num_frames, self.spec.needle_attributes)
+                  for family in self.spec.tasks}
         chance["overall"] = float(np.mean(list(chance.values())))
         return chance

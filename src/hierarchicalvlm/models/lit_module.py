@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Optional
 
 import lightning as L
 import torch
 from lightning.pytorch.strategies import FSDPStrategy
-from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from hierarchicalvlm.attention.linear.performer import step_feature_redraws
 from hierarchicalvlm.data.base import IGNORE_INDEX
 
+from .breakdown import AccuracyBreakdown
 from .hierarchical_vlm import HierarchicalVLM, contrastive_loss, qa_loss
 from .metrics import CrossModalRecall
 from .video_encoder import AttentionFactory
+
+log = logging.getLogger(__name__)
 
 
 def with_padding_flag(batch: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +50,9 @@ class HierarchicalVLMModule(L.LightningModule):
         scheduler: warm-up steps and the final learning-rate ratio of the cosine decay.
         loss: weights of the QA and contrastive objectives.
         compile: wrap the network in ``torch.compile``.
+        depth_buckets: validation/test accuracy is also logged per bucket of evidence depth
+            (``<stage>/qa_acc/depth_<k>``, and per family ``<stage>/qa_acc/<family>/depth_<k>``) where the data
+            gives each sample a depth (the embedded task does).
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class HierarchicalVLMModule(L.LightningModule):
         scheduler: dict[str, Any],
         loss: dict[str, float],
         compile: bool = False,
+        depth_buckets: int = 10,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["attention"])
@@ -68,11 +75,8 @@ class HierarchicalVLMModule(L.LightningModule):
         for stage in ("val", "test"):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_answers, average="micro", ignore_index=IGNORE_INDEX))
             setattr(self, f"{stage}_recall", CrossModalRecall())
-            # QA accuracy of each task family, where the data names them (logged as <stage>/qa_acc/<task>)
-            setattr(self, f"{stage}_task_acc", nn.ModuleDict({
-                task: MulticlassAccuracy(num_answers, average="micro", ignore_index=IGNORE_INDEX)
-                for task in self.task_names
-            }))
+            # QA accuracy per task family and per depth bucket (logged as <stage>/qa_acc/<family>, .../depth_<k>)
+            setattr(self, f"{stage}_breakdown", AccuracyBreakdown(self.task_names, depth_buckets, IGNORE_INDEX))
         self.train_loss = MeanMetric()
         self.skipped_samples = 0
 
@@ -133,23 +137,28 @@ class HierarchicalVLMModule(L.LightningModule):
         bs = batch["frames"].shape[0]
         self.log(f"{stage}/loss", total, batch_size=bs, sync_dist=True)
         self.log(f"{stage}/qa_acc", acc, batch_size=bs, prog_bar=True)
-        if "task" in batch:
-            for index, metric in enumerate(getattr(self, f"{stage}_task_acc").values()):
-                chosen = batch["task"] == index
-                if chosen.any():
-                    metric.update(out.qa_logits[chosen], batch["answer"][chosen])
+        getattr(self, f"{stage}_breakdown").update(out.qa_logits, batch["answer"], batch.get("task"), batch.get("depth"))
 
     def _eval_epoch_end(self, stage: str) -> None:
         recall = getattr(self, f"{stage}_recall")
         self.log_dict({f"{stage}/{k}": v for k, v in recall.compute().items()})
         recall.reset()
-        for task, metric in getattr(self, f"{stage}_task_acc").items():
-            # A family absent from the split has no accuracy (not 0). Decided over all ranks, because
-            # compute() syncs across them and so must run on every rank or on none.
-            seen = torch.tensor(float(metric.update_called), device=self.device)
-            if self.trainer.strategy.reduce(seen, reduce_op="max") > 0:
-                self.log(f"{stage}/qa_acc/{task}", metric.compute())
-            metric.reset()
+        # Only cells that saw a sample are logged (a family absent from the split has no accuracy, not 0);
+        # the counts are synced before the keys are chosen, so every rank logs the same keys.
+        breakdown = getattr(self, f"{stage}_breakdown")
+        results = breakdown.compute()
+        self.log(f"{stage}/num_samples", results.pop("num_samples").float())
+        self.log_dict({f"{stage}/qa_acc/{name}": value for name, value in results.items()})
+        breakdown.reset()
+        chance = self._chance_accuracy()
+        if chance is not None:
+            self.log(f"{stage}/chance_acc", chance)
+
+    def _chance_accuracy(self) -> Optional[float]:
+        """The data's chance accuracy (best guess from the question alone), where the data module states it."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        chance = getattr(datamodule, "chance_accuracy", None)
+        return float(chance()["overall"]) if callable(chance) else None
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -189,7 +198,10 @@ class HierarchicalVLMModule(L.LightningModule):
         )
         sched_cfg = self.hparams.scheduler
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = min(int(sched_cfg["warmup_steps"]), max(1, total // 10))
+        warmup = int(sched_cfg["warmup_steps"])
+        if warmup >= total:
+            log.warning("model.scheduler.warmup_steps=%d is not shorter than the %d training steps: the learning "
+                        "rate never reaches model.optimizer.lr; lower warmup_steps or train longer", warmup, total)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, warmup, total, float(sched_cfg.get("min_lr_ratio", 0.05)))
         )

@@ -133,7 +133,7 @@ def validate_config(cfg: DictConfig) -> None:
 
 
 def summarize(cfg: DictConfig) -> dict[str, Any]:
-    """The few facts that identify a run: attention, frames, level-2 length, seed."""
+    """The few facts that identify a run: attention, frames, level-2 length, seed, memory level, task families."""
     from hydra.core.hydra_config import HydraConfig
 
     attention = HydraConfig.get().runtime.choices.get("attention") if HydraConfig.initialized() else None
@@ -144,4 +144,6 @@ def summarize(cfg: DictConfig) -> dict[str, Any]:
         "num_frames": frames,
         "seq_len": per_frame * frames if per_frame and frames else None,
         "seed": cfg.get("seed"),
+        "memory": OmegaConf.select(cfg, "model.net.memory_enabled", default=None),
+        "tasks": list(OmegaConf.select(cfg, "data.tasks", default=None) or []) or None,
     }

@@ -31,6 +31,16 @@ def wandb_offline() -> bool:
     return not os.environ.get("WANDB_API_KEY")
 
 
+def curriculum_epochs(num_frames: int, start_frames: int, epochs_per_stage: int, final_epochs: int) -> int:
+    """Epochs of a length curriculum (``data.curriculum``) that doubles from ``start_frames`` to ``num_frames``,
+    ``epochs_per_stage`` per length, plus ``final_epochs`` more at the full length: ``trainer.max_epochs``
+    of a sweep over lengths, so every job ends with the same training at its own length."""
+    stages, frames = 1, min(int(start_frames), int(num_frames))
+    while frames < int(num_frames):
+        frames, stages = frames * 2, stages + 1
+    return (stages - 1) * int(epochs_per_stage) + int(final_epochs)
+
+
 def run_name() -> str:
     """``<attention>-<frames>f-s<seed>`` from the Hydra choices and overrides, for loggers' run names."""
     from hydra.core.hydra_config import HydraConfig
@@ -50,7 +60,7 @@ def run_name() -> str:
 
 def register_resolvers() -> None:
     resolvers = {"auto_precision": auto_precision, "wandb_offline": wandb_offline, "run_name": run_name,
-                 "launch_dir": launch_dir}
+                 "launch_dir": launch_dir, "curriculum_epochs": curriculum_epochs}
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(f"hvlm.{name}"):
             OmegaConf.register_new_resolver(f"hvlm.{name}", fn)
