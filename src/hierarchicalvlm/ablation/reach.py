@@ -95,7 +95,8 @@ def write_heatmaps(variants: list[str], lengths: list[int], profiles: dict[str, 
     num_buckets = 1 + max(b for v in drawn for p in profiles[v].values() for b in p)
     cols = min(3, len(drawn))
     rows = -(-len(drawn) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.2, 3.4 * rows + 0.8), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.2, 3.6 * rows + 0.8), squeeze=False,
+                             constrained_layout=True)
     image = None
     for ax, variant in zip(axes.flat, drawn):
         grid = np.full((num_buckets, len(lengths)), np.nan)
