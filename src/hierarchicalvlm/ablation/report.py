@@ -391,7 +391,7 @@ def _line_plot(table: AblationTable, path: Path, value, ylabel: str, title: str,
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -423,7 +423,7 @@ def _accuracy_plot(table: AblationTable, path: Path, chance: Optional[float] = N
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -480,7 +480,7 @@ def _pareto_plot(table: AblationTable, path: Path, chance: Optional[float] = Non
     if chance is not None:
         ax.axhline(chance, color="red", linestyle=":", linewidth=1.2, label=f"chance ({chance:.2f})")
     ax.set_xscale("log")
-    ax.set_xlabel("tokens/s (steady state)\nlabels: sequence length in tokens; dashed: Pareto front at each length; "
+    ax.set_xlabel("tokens/s (steady state)\nlabels: sequence length in tokens; dashed: Pareto front at each length\n"
                   "bars: std over seeds (one seed: 95 % binomial interval)",
                   fontsize=9)
     ax.set_ylabel("accuracy")
@@ -488,7 +488,7 @@ def _pareto_plot(table: AblationTable, path: Path, chance: Optional[float] = Non
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
