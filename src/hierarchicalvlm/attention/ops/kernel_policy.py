@@ -52,7 +52,7 @@ def check_kernel(kernel: str, choices: tuple[str, ...] = KERNELS) -> str:
 
 @contextmanager
 def plain_pytorch_paths() -> Iterator[None]:
-    """Within: the FlexAttention and Triton kernels are off (every mechanism takes its PyTorch path)."""
+    """Within: FlexAttention and the Triton kernels are off, whatever the knobs say (SDPA keeps its kernel)."""
     global _fused_allowed
     previous, _fused_allowed = _fused_allowed, False
     try:
