@@ -27,7 +27,7 @@ from hierarchicalvlm.attention import (
     PerformerAttention,
     StridedAttention,
 )
-from hierarchicalvlm.attention.reference import local_global_mask, strided_mask
+from hierarchicalvlm.attention.ops.reference import local_global_mask, strided_mask
 
 
 def reads_from(module: torch.nn.Module, x: torch.Tensor, query: int) -> list[int]:

@@ -128,7 +128,7 @@ def test_single_flag_prints_one_json_result(capsys) -> None:
     [
         (["--mechanisms", "full,nope"], "unknown mechanism 'nope'; choose from: full, local, local_global"),
         (["--single", "--mechanism", "nope", "--length", "64"], "unknown mechanism 'nope'"),
-        (["--set", "strided.strid=2"], "strided has no knob 'strid'; choose from: causal, dropout, qkv_bias, stride"),
+        (["--set", "strided.strid=2"], "strided has no knob 'strid'; choose from: causal, dropout, kernel, qkv_bias, stride"),
         (["--set", "nope.stride=2"], "unknown mechanism 'nope'"),
         (["--set", "strided.dim=64"], "use --dim / --heads"),
         (["--set", "stride=2"], "--set expects MECHANISM.KEY=VALUE"),
@@ -163,7 +163,7 @@ def test_overrides_reach_the_mechanism_with_yaml_types() -> None:
 
 def test_flex_baseline_masks_are_the_reference_patterns() -> None:
     flex = pytest.importorskip("torch.nn.attention.flex_attention")
-    from hierarchicalvlm.attention.reference import local_global_mask, strided_mask
+    from hierarchicalvlm.attention.ops.reference import local_global_mask, strided_mask
 
     run = settings(overrides={"local_global": {"window_size": 12, "num_global_tokens": 3}, "strided": {"stride": 5}})
     n = 96

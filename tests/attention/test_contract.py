@@ -6,36 +6,34 @@ gradients, causality where it claims it, and clear errors on bad input.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from hierarchicalvlm.attention import ATTENTION_REGISTRY, SequenceMixer
+from hierarchicalvlm.attention import SequenceMixer, build_mechanism, mechanism_names
+from hierarchicalvlm.attention.registry import mechanism_config
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "attention"
-NAMES = sorted(p.stem for p in CONF.glob("*.yaml"))
+NAMES = mechanism_names()
 DIM, HEADS = 32, 4
+# keep the sparse patterns non-trivial at the tiny lengths used here
+SMALL = {"window_size": 6, "num_global_tokens": 2, "num_features": 64, "chunk_size": 8}
 
 
 def build(name: str, **overrides) -> SequenceMixer:
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
-    # keep the sparse patterns non-trivial at the tiny lengths used here
-    for key, small in (("window_size", 6), ("num_global_tokens", 2), ("num_features", 64), ("chunk_size", 8)):
-        if key in cfg:
-            cfg[key] = small if key != "num_global_tokens" or cfg[key] else 0
-    for key, value in overrides.items():
-        cfg[key] = value
+    cfg = mechanism_config(name)
+    small = {key: value if key != "num_global_tokens" or cfg[key] else 0 for key, value in SMALL.items() if key in cfg}
     torch.manual_seed(0)
-    return instantiate(cfg)(dim=DIM, num_heads=HEADS).eval()
+    return build_mechanism(name, DIM, HEADS, **{**small, **overrides}).eval()
 
 
-def test_every_yaml_names_a_registered_mechanism() -> None:
-    for name in NAMES:
-        mixer = build(name)
-        assert type(mixer) in ATTENTION_REGISTRY.values(), f"{name}.yaml builds an unregistered class"
+@pytest.mark.parametrize("name", NAMES)
+def test_the_plain_pytorch_kernel_computes_what_auto_computes(name: str) -> None:
+    """Every mechanism has the ``kernel`` knob; ``torch`` (the reference path) and ``auto`` agree on the CPU."""
+    x = torch.randn(2, 29, DIM)
+    mask = torch.ones(2, 29, dtype=torch.bool)
+    mask[1, 20:] = False
+    auto, plain = build(name, kernel="auto"), build(name, kernel="torch")
+    assert plain.kernel == "torch"
+    torch.testing.assert_close(plain(x, mask), auto(x, mask), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -58,8 +56,7 @@ def test_padding_never_changes_real_tokens(name: str) -> None:
     assert (out[:, 23:] == 0).all(), "outputs at padded positions must be zero"
 
 
-CAUSAL_CASES = [(n, c) for n in NAMES for c in (False, True)
-                if not c or ATTENTION_REGISTRY[build(n).registry_name].supports_causal]
+CAUSAL_CASES = [(n, c) for n in NAMES for c in (False, True) if not c or build(n).supports_causal]
 
 
 @pytest.mark.parametrize(("name", "causal"), CAUSAL_CASES)
@@ -100,7 +97,7 @@ def test_gradients_reach_inputs_and_parameters(name: str) -> None:
         assert param.grad is not None and torch.isfinite(param.grad).all(), f"no/invalid gradient for {pname}"
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if ATTENTION_REGISTRY[build(n).registry_name].supports_causal])
+@pytest.mark.parametrize("name", [n for n in NAMES if build(n).supports_causal])
 def test_causal_mode_never_looks_ahead(name: str) -> None:
     mixer = build(name, causal=True)
     x = torch.randn(1, 30, DIM)
@@ -119,4 +116,6 @@ def test_bad_inputs_raise_clear_errors(name: str) -> None:
     with pytest.raises(ValueError, match="mask"):
         mixer(torch.randn(1, 8, DIM), torch.ones(1, 9, dtype=torch.bool))
     with pytest.raises(ValueError, match="divisible"):
-        instantiate(OmegaConf.load(CONF / f"{name}.yaml"))(dim=30, num_heads=4)
+        build_mechanism(name, dim=30, num_heads=4)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        build(name, kernel="fastest")

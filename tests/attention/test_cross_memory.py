@@ -8,8 +8,9 @@ import pytest
 import torch
 from einops import rearrange
 
-from hierarchicalvlm.attention.reference import dense_attention
-from hierarchicalvlm.attention.sparse import CrossMemoryAttention
+from hierarchicalvlm.attention import CrossMemoryAttention
+from hierarchicalvlm.attention.ops.reference import dense_attention
+
 from .helpers import random_padding_mask, relative_error
 
 TOL = 1e-5

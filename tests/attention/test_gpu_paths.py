@@ -8,30 +8,27 @@ on the CPU in float64 with identical weights. Skipped without CUDA.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
+
+from hierarchicalvlm.attention import build_mechanism, mechanism_names
+from hierarchicalvlm.attention.registry import mechanism_config
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "attention"
-NAMES = sorted(p.stem for p in CONF.glob("*.yaml"))
+NAMES = mechanism_names()
 # bf16 has 8 bits of mantissa: relative errors of a few 1e-3 per op accumulate over projections and softmax
 TOLERANCE = {torch.float32: 2e-3, torch.bfloat16: 3e-2}
 
 
 def build(name: str):
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
-    if "window_size" in cfg:
-        cfg.window_size = 64
+    knobs = {"window_size": 64} if "window_size" in mechanism_config(name) else {}
     torch.manual_seed(0)
-    return instantiate(cfg)(dim=128, num_heads=2).eval()
+    return build_mechanism(name, dim=128, num_heads=2, **knobs).eval()
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -1,36 +1,20 @@
-"""The seed's public API for the sparse mechanisms: imports, quick start, configs, blocks and bad-input errors."""
+"""The public API of the sparse mechanisms: imports, quick start, configs, blocks and bad-input errors."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-import hierarchicalvlm.attention as attention
-from hierarchicalvlm.attention import build_attention
-from hierarchicalvlm.attention.sparse import sparse_attention
-from hierarchicalvlm.attention.sparse import (
+from hierarchicalvlm.attention import (
     CrossMemoryAttention,
     HierarchicalAttentionBlock,
     LocalGlobalAttention,
     StridedAttention,
+    build_mechanism,
 )
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "attention"
 
-
-def test_seed_import_paths_name_the_same_classes() -> None:
-    for name in ("StridedAttention", "LocalGlobalAttention", "CrossMemoryAttention", "HierarchicalAttentionBlock"):
-        assert getattr(attention, name) is getattr(sparse_attention, name)
-    assert sorted(sparse_attention.__all__) == sorted(
-        ["StridedAttention", "LocalGlobalAttention", "CrossMemoryAttention", "HierarchicalAttentionBlock"]
-    )
-
-
-def test_seed_quick_start() -> None:
+def test_quick_start() -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 1024, 768)
     out = StridedAttention(stride=4, dim=768, num_heads=12)(x)
@@ -42,24 +26,15 @@ def test_seed_quick_start() -> None:
 
 
 @pytest.mark.parametrize(
-    "name, cls, kwargs",
-    [("strided", StridedAttention, {"stride": 3}), ("local_global", LocalGlobalAttention, {"window_size": 4})],
-)
-def test_registered_by_name(name: str, cls: type, kwargs: dict) -> None:
-    mixer = build_attention(name, dim=16, num_heads=2, **kwargs)
-    assert isinstance(mixer, cls) and mixer.registry_name == name
-
-
-@pytest.mark.parametrize(
-    "config, cls, expected",
+    "name, cls, expected",
     [
-        ("strided.yaml", StridedAttention, {"stride": 4}),
-        ("local_global.yaml", LocalGlobalAttention, {"window_size": 64, "num_global_tokens": 4}),
-        ("local.yaml", LocalGlobalAttention, {"window_size": 64, "num_global_tokens": 0}),
+        ("strided", StridedAttention, {"stride": 4}),
+        ("local_global", LocalGlobalAttention, {"window_size": 64, "num_global_tokens": 4}),
+        ("local", LocalGlobalAttention, {"window_size": 64, "num_global_tokens": 0}),  # local_global's, but g = 0
     ],
 )
-def test_config_builds_the_mechanism(config: str, cls: type, expected: dict) -> None:
-    mixer = instantiate(OmegaConf.load(CONF / config))(dim=32, num_heads=4)
+def test_config_builds_the_mechanism(name: str, cls: type, expected: dict) -> None:
+    mixer = build_mechanism(name, dim=32, num_heads=4)
     assert isinstance(mixer, cls)
     for key, value in expected.items():
         assert getattr(mixer, key) == value
@@ -72,7 +47,7 @@ def test_config_builds_the_mechanism(config: str, cls: type, expected: dict) -> 
 def test_hierarchical_block_runs_each_allowed_mixer(attention_type: str) -> None:
     torch.manual_seed(0)
     block = HierarchicalAttentionBlock(16, 2, attention_type=attention_type, mlp_ratio=2.0)
-    assert block.mixer.registry_name == attention_type
+    assert type(block.mixer) is HierarchicalAttentionBlock.mixers[attention_type]
     x = torch.randn(2, 11, 16, requires_grad=True)
     mask = torch.arange(11) < torch.tensor([[11], [6]])
     out = block(x, mask)

@@ -9,7 +9,7 @@ import torch
 from einops import rearrange
 
 from hierarchicalvlm.attention.full import FullAttention
-from hierarchicalvlm.attention.reference import dense_attention, strided_mask, with_key_padding
+from hierarchicalvlm.attention.ops.reference import dense_attention, strided_mask, with_key_padding
 from hierarchicalvlm.attention.sparse import StridedAttention
 from .helpers import LargestTensor, output_and_grads, random_padding_mask, relative_error
 

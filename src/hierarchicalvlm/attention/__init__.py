@@ -1,19 +1,22 @@
-"""Attention library: full softmax attention plus the seed's seven efficient mechanisms.
+"""Attention library: full softmax attention, the efficient mechanisms, and the model's cross-memory attention.
 
 Quick start::
 
     from hierarchicalvlm.attention import StridedAttention
     out = StridedAttention(stride=4, dim=768, num_heads=12)(torch.randn(2, 1024, 768))
+
+The mechanisms a config can choose are the files of ``conf/attention/`` (:mod:`.registry`).
 """
 
-from .base import ATTENTION_REGISTRY, SequenceMixer, build_attention, register_attention
+from .base import SequenceMixer
 from .block import AttentionBlock, FeedForward
+from .cross_memory import CrossMemoryAttention
 from .full import FullAttention
 from .linear import LinearAttentionBlock, MambaLayer, PerformerAttention
-from .sparse import CrossMemoryAttention, HierarchicalAttentionBlock, LocalGlobalAttention, StridedAttention
+from .registry import build_mechanism, mechanism_names
+from .sparse import HierarchicalAttentionBlock, LocalGlobalAttention, StridedAttention
 
 __all__ = [
-    "ATTENTION_REGISTRY",
     "AttentionBlock",
     "CrossMemoryAttention",
     "FeedForward",
@@ -25,6 +28,6 @@ __all__ = [
     "PerformerAttention",
     "SequenceMixer",
     "StridedAttention",
-    "build_attention",
-    "register_attention",
+    "build_mechanism",
+    "mechanism_names",
 ]

@@ -5,49 +5,21 @@ All mechanisms map ``x: (B, N, D) -> (B, N, D)`` and accept an optional boolean
 convention of ``scaled_dot_product_attention``'s boolean masks).  Padded tokens
 never influence real ones; the outputs at padded positions are zero.
 
-A new mechanism subclasses :class:`SequenceMixer`, decorates itself with
-:func:`register_attention`, and adds one YAML file under ``conf/attention/``.
-The shared test-suite (``tests/attention/test_contract.py``) then picks it up.
+A new mechanism subclasses :class:`SequenceMixer` and adds one YAML file under
+``conf/attention/`` (the only list of mechanisms, see :mod:`.registry`). The shared
+test-suite (``tests/attention/test_contract.py``) then picks it up.
 """
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar, Optional, TypeVar
+from typing import ClassVar, Optional
 
 import torch
 from torch import nn
 
-ATTENTION_REGISTRY: dict[str, type["SequenceMixer"]] = {}
+from hierarchicalvlm.utils.checks import check_positive
 
-M = TypeVar("M", bound=type)
-
-
-def register_attention(name: str) -> Callable[[M], M]:
-    """Class decorator: make a mechanism constructible by name (``build_attention``)."""
-
-    def decorator(cls: M) -> M:
-        if name in ATTENTION_REGISTRY and ATTENTION_REGISTRY[name] is not cls:
-            raise ValueError(f"attention name {name!r} is registered twice")
-        ATTENTION_REGISTRY[name] = cls
-        cls.registry_name = name
-        return cls
-
-    return decorator
-
-
-def build_attention(name: str, **kwargs) -> "SequenceMixer":
-    """Construct a registered mechanism by name, e.g. ``build_attention("strided", dim=64, num_heads=4)``."""
-    if name not in ATTENTION_REGISTRY:
-        known = ", ".join(sorted(ATTENTION_REGISTRY))
-        raise ValueError(f"unknown attention {name!r}; choose one of: {known}")
-    return ATTENTION_REGISTRY[name](**kwargs)
-
-
-def check_positive(**values: float | int) -> None:
-    """Raise a ValueError naming the first argument that is not > 0."""
-    for name, value in values.items():
-        if value is None or value <= 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
+from .ops.kernel_policy import KERNELS, check_kernel
 
 
 def check_heads(dim: int, num_heads: int) -> int:
@@ -90,13 +62,17 @@ class SequenceMixer(nn.Module):
 
     Attributes:
         causal: whether token ``i`` only sees tokens ``<= i``.
+        kernel: the ``kernel`` knob (``auto``, ``torch``, ``fused``; see :mod:`.ops.kernel_policy`).
         supports_causal: whether the mechanism has a causal mode at all.
+        kernels: the values its ``kernel`` knob takes.
     """
 
-    registry_name: ClassVar[str] = ""
     supports_causal: ClassVar[bool] = False
+    kernels: ClassVar[tuple[str, ...]] = KERNELS
 
-    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, causal: bool = False) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, dropout: float = 0.0, causal: bool = False, kernel: str = "auto"
+    ) -> None:
         super().__init__()
         self.head_dim = check_heads(dim, num_heads)
         if not 0.0 <= dropout < 1.0:
@@ -107,6 +83,7 @@ class SequenceMixer(nn.Module):
         self.num_heads = num_heads
         self.dropout = dropout
         self.causal = causal
+        self.kernel = check_kernel(kernel, self.kernels)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         check_sequence_input(x, self.dim, mask)

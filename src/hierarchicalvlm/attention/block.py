@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional
 
 import torch
 from torch import nn
 
-from .base import SequenceMixer, build_attention, check_positive
+from hierarchicalvlm.utils.checks import check_positive
+
+from .base import SequenceMixer
 
 
 class FeedForward(nn.Sequential):
@@ -42,21 +44,9 @@ class AttentionBlock(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
-class NamedAttentionBlock(AttentionBlock):
-    """An :class:`AttentionBlock` whose mixer is chosen by registry name among ``allowed``."""
-
-    allowed: tuple[str, ...] = ()
-
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        attention_type: str,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.0,
-        **attention_kwargs,
-    ) -> None:
-        if attention_type not in self.allowed:
-            raise ValueError(f"attention_type must be one of {self.allowed}, got {attention_type!r}")
-        mixer = build_attention(attention_type, dim=dim, num_heads=num_heads, dropout=dropout, **attention_kwargs)
-        super().__init__(mixer, mlp_ratio=mlp_ratio, dropout=dropout)
+def mixer_from_menu(menu: Mapping[str, type[SequenceMixer]], attention_type: str, **kwargs) -> SequenceMixer:
+    """``menu[attention_type](**kwargs)``: the fixed choice of the named blocks (HierarchicalAttentionBlock,
+    LinearAttentionBlock). The mechanisms of the model are chosen through ``conf/attention/`` instead."""
+    if attention_type not in menu:
+        raise ValueError(f"attention_type must be one of {tuple(menu)}, got {attention_type!r}")
+    return menu[attention_type](**kwargs)

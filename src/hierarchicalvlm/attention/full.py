@@ -8,29 +8,28 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .base import SequenceMixer, register_attention
-from .ops.sdpa import SDPA_BACKENDS, sdpa
+from .base import SequenceMixer
+from .ops.kernel_policy import SDPA_KERNELS
+from .ops.sdpa import sdpa
 
 
-@register_attention("full")
 class FullAttention(SequenceMixer):
     """Multi-head softmax attention through ``scaled_dot_product_attention``.
 
-    With ``backend="auto"`` SDPA picks a kernel itself (flash / cuDNN / memory-efficient on GPU; with a
-    padding mask one that accepts masks); ``backend="cudnn"`` etc. pins one where it is faster on a card
-    (scripts/bench_attention.py measures each). Pinned backends apply on CUDA only.
+    With ``kernel="auto"`` SDPA picks a kernel itself (flash / cuDNN / memory-efficient on GPU; with a
+    padding mask one that accepts masks); ``kernel="cudnn"`` etc. pins one where it is faster on a card
+    (scripts/bench_attention.py measures each), ``kernel="torch"`` runs SDPA's math kernel
+    (:mod:`.ops.kernel_policy`). Pinned fused kernels apply on CUDA only.
     """
 
     supports_causal = True
+    kernels = SDPA_KERNELS
 
     def __init__(
         self, dim: int, num_heads: int, dropout: float = 0.0, causal: bool = False, bias: bool = True,
-        backend: str = "auto",
+        kernel: str = "auto",
     ) -> None:
-        super().__init__(dim, num_heads, dropout, causal)
-        if backend != "auto" and backend not in SDPA_BACKENDS:
-            raise ValueError(f"backend must be 'auto' or one of {sorted(SDPA_BACKENDS)}, got {backend!r}")
-        self.backend = backend
+        super().__init__(dim, num_heads, dropout, causal, kernel)
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.proj = nn.Linear(dim, dim, bias=bias)
 
@@ -49,6 +48,6 @@ class FullAttention(SequenceMixer):
                 attn_mask = (attn_mask & causal) | torch.eye(n, dtype=torch.bool, device=x.device)
         out = sdpa(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0,
-            is_causal=self.causal and mask is None, backend=self.backend,
+            is_causal=self.causal and mask is None, kernel=self.kernel,
         )
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))

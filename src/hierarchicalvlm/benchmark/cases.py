@@ -35,7 +35,7 @@ from .settings import (
     precision_context,
 )
 
-# SDPA backends of full attention timed on GPU, each pinned through FullAttention's ``backend`` knob (one row each;
+# SDPA backends of full attention timed on GPU, each pinned through FullAttention's ``kernel`` knob (one row each;
 # "full (fastest)" is the best per length).
 FULL_BACKENDS = ("flash", "cudnn", "efficient")
 
@@ -115,11 +115,11 @@ def _leaf(*shape: int, device: str, dtype: torch.dtype) -> torch.Tensor:
 
 
 def mechanism_workload(spec: CaseSpec, settings: BenchSettings, length: int, batch: int) -> Workload:
-    """A registered mechanism on ``(batch, length, dim)``; for ``full[...]`` with that SDPA backend pinned."""
+    """A ``conf/attention`` mechanism on ``(batch, length, dim)``; for ``full[...]`` with that SDPA backend pinned."""
     device = settings.device
     overrides = settings.overrides
     if spec.backend is not None:
-        overrides = {**overrides, spec.mechanism: {**overrides.get(spec.mechanism, {}), "backend": spec.backend}}
+        overrides = {**overrides, spec.mechanism: {**overrides.get(spec.mechanism, {}), "kernel": spec.backend}}
     module = build_mechanism(spec.mechanism, settings.dim, settings.heads, overrides, settings.conf_dir)
     module = module.to(device=device, dtype=input_dtype(settings.precision)).train()
     x = _leaf(batch, length, settings.dim, device=device, dtype=input_dtype(settings.precision))
@@ -403,7 +403,7 @@ def plan_cases(settings: BenchSettings) -> tuple[list[CaseSpec], dict[str, str]]
     """The cases of this run, and the baselines left out with the reason."""
     catalogue = case_catalogue(settings)
     cases: list[CaseSpec] = []
-    pinned_by_user = "backend" in settings.overrides.get("full", {})
+    pinned_by_user = "kernel" in settings.overrides.get("full", {})
     for name in settings.mechanisms:
         if name == "full" and settings.device == "cuda" and not pinned_by_user:
             cases += [catalogue[f"full[{backend}]"] for backend in FULL_BACKENDS]

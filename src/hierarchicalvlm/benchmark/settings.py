@@ -10,14 +10,15 @@ from typing import Any, Optional
 
 import torch
 import yaml
-from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_class
+from omegaconf import DictConfig
 from torch import nn
 
-_PACKAGE_ROOT = Path(__file__).resolve().parents[3]
+from hierarchicalvlm.attention import registry
+
+DEFAULT_CONF_DIR = registry.CONF_DIR
 # The repository root when running from a checkout / editable install; otherwise the working directory.
-REPO_ROOT = _PACKAGE_ROOT if (_PACKAGE_ROOT / "conf" / "attention").is_dir() else Path.cwd()
-DEFAULT_CONF_DIR = REPO_ROOT / "conf" / "attention"
+REPO_ROOT = DEFAULT_CONF_DIR.parents[1]
 DEFAULT_RESULTS_ROOT = REPO_ROOT / "docs" / "benchmarks"
 
 DEVICE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -57,7 +58,7 @@ class BenchSettings:
 
 def available_mechanisms(conf_dir: str | Path = DEFAULT_CONF_DIR) -> list[str]:
     """The ``conf/attention`` choices, full attention first."""
-    names = sorted(p.stem for p in Path(conf_dir).glob("*.yaml"))
+    names = registry.mechanism_names(conf_dir)
     if not names:
         raise ValueError(f"no attention configs found in {conf_dir}; pass --conf-dir pointing at conf/attention")
     return sorted(names, key=lambda name: (name != "full", name))
@@ -81,7 +82,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 def mechanism_config(name: str, overrides: dict[str, dict[str, Any]], conf_dir: str | Path) -> DictConfig:
     """The partial config of ``conf/attention/<name>.yaml`` with the ``--set`` overrides applied (validated)."""
     _check_mechanism_name(name, conf_dir)
-    cfg = OmegaConf.load(Path(conf_dir) / f"{name}.yaml")
+    cfg = registry.mechanism_config(name, conf_dir)
     settable = set(cfg.keys()) - {"_target_", "_partial_"}
     settable |= set(inspect.signature(get_class(cfg._target_)).parameters) - {"self", "args", "kwargs"}
     for key, value in overrides.get(name, {}).items():
@@ -97,8 +98,10 @@ def mechanism_config(name: str, overrides: dict[str, dict[str, Any]], conf_dir: 
 def build_mechanism(
     name: str, dim: int, heads: int, overrides: dict[str, dict[str, Any]], conf_dir: str | Path
 ) -> nn.Module:
-    """Instantiate a mechanism the way the model does: ``instantiate(cfg)(dim=..., num_heads=...)``."""
-    return instantiate(mechanism_config(name, overrides, conf_dir))(dim=dim, num_heads=heads)
+    """The mechanism as the model builds it (:func:`~hierarchicalvlm.attention.registry.build_mechanism`), with the
+    ``--set`` overrides."""
+    mechanism_config(name, overrides, conf_dir)  # a knob the mechanism does not have fails here, by name
+    return registry.build_mechanism(name, dim, heads, conf_dir, **overrides.get(name, {}))
 
 
 def knob_summary(name: str, settings: BenchSettings) -> str:

@@ -21,7 +21,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.fabric.utilities.throughput import measure_flops
 from torch.utils.flop_counter import flop_registry, register_flop_formula, sdpa_backward_flop_count, sdpa_flop_count
 
-from hierarchicalvlm.attention.ops.kernel_choice import plain_pytorch_paths
+from hierarchicalvlm.attention.ops.kernel_policy import plain_pytorch_paths
 
 log = logging.getLogger(__name__)
 aten = torch.ops.aten

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from hierarchicalvlm.attention.base import check_positive
+from hierarchicalvlm.utils.checks import check_positive
 from hierarchicalvlm.data.annotations import AnnotatedDataModule, Annotation, BadSampleError
 from hierarchicalvlm.data.video_io import segment_positions
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from hierarchicalvlm.attention.base import check_positive
+from hierarchicalvlm.utils.checks import check_positive
 from hierarchicalvlm.data.annotations import AnnotatedDataModule, Annotation, BadSampleError
 from hierarchicalvlm.data.video_io import SAMPLING, crop_frames, read_clip, to_float_tensor
 

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from ..block import NamedAttentionBlock
-from . import mamba, performer  # noqa: F401  (registers "mamba" and "performer")
+from ..block import AttentionBlock, mixer_from_menu
+from .mamba import MambaLayer
+from .performer import PerformerAttention
 
 
-class LinearAttentionBlock(NamedAttentionBlock):
+class LinearAttentionBlock(AttentionBlock):
     """``x + mixer(norm(x))`` then ``x + ffn(norm(x))`` with a Performer or Mamba mixer.
 
     Args:
         dim, num_heads: model width and heads, passed to the mixer.
-        attention_type: ``"performer"`` or ``"mamba"``.
+        attention_type: ``"performer"`` or ``"mamba"`` (the mixer's own defaults apply, e.g. a causal Mamba).
         mlp_ratio, dropout: feed-forward width and residual/mixer dropout.
         **kw: further mixer arguments (e.g. ``num_features``, ``d_state``, ``causal``).
     """
 
-    allowed = ("performer", "mamba")
+    mixers = {"performer": PerformerAttention, "mamba": MambaLayer}
 
     def __init__(
         self,
@@ -27,4 +28,5 @@ class LinearAttentionBlock(NamedAttentionBlock):
         dropout: float = 0.0,
         **kw,
     ) -> None:
-        super().__init__(dim, num_heads, attention_type, mlp_ratio=mlp_ratio, dropout=dropout, **kw)
+        mixer = mixer_from_menu(self.mixers, attention_type, dim=dim, num_heads=num_heads, dropout=dropout, **kw)
+        super().__init__(mixer, mlp_ratio=mlp_ratio, dropout=dropout)

@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import SequenceMixer, check_positive, register_attention
+from hierarchicalvlm.utils.checks import check_positive
+
+from ..base import SequenceMixer
 from ..ops.ssd import selective_scan_reference, ssd_scan
 
 
@@ -54,8 +56,6 @@ class ScanDirection(nn.Module):
         dt = torch.exp(torch.rand(num_heads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp_min(1e-4)
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
         self.D = nn.Parameter(torch.ones(num_heads))
-        for parameter in (self.A_log, self.dt_bias, self.D):
-            parameter._no_weight_decay = True  # the convention of the reference Mamba code
 
     def _split(self, conv_out: torch.Tensor, dt_raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Scan inputs ``x (.., H, P)``, ``Δ (.., H)``, ``A (H,)``, ``B, C (.., S)``; Δ and A in float32 or wider."""
@@ -66,8 +66,10 @@ class ScanDirection(nn.Module):
         A = -torch.exp(self.A_log.to(wide))
         return xs, dt, A, B, C
 
-    def forward(self, xBC: torch.Tensor, dt_raw: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """``xBC (B, N, channels)``, ``dt_raw (B, N, H)`` -> ``y (B, N, H, P)``.
+    def forward(
+        self, xBC: torch.Tensor, dt_raw: torch.Tensor, mask: Optional[torch.Tensor], kernel: str = "auto"
+    ) -> torch.Tensor:
+        """``xBC (B, N, channels)``, ``dt_raw (B, N, H)`` -> ``y (B, N, H, P)``, scanned as ``kernel`` says.
 
         Padded positions: their conv inputs are zeroed (they cannot leak into real neighbours), and
         ``Δ = 0``, ``x = 0`` there, so the scan passes the state through them unchanged.
@@ -80,7 +82,7 @@ class ScanDirection(nn.Module):
         if real is not None:
             dt = dt.masked_fill(~real, 0.0)
             xs = xs.masked_fill(~real.unsqueeze(-1), 0.0)
-        return ssd_scan(xs, dt, A, B, C, self.chunk_size, D=self.D)
+        return ssd_scan(xs, dt, A, B, C, self.chunk_size, D=self.D, kernel=kernel)
 
     def step(self, xBC: torch.Tensor, dt_raw: torch.Tensor, state: MambaState) -> tuple[torch.Tensor, MambaState]:
         """One token: ``xBC (B, channels)``, ``dt_raw (B, H)`` -> ``y (B, H, P)`` and the next state."""
@@ -94,7 +96,6 @@ class ScanDirection(nn.Module):
         return y.squeeze(1), MambaState(conv=window[:, 1:], ssm=ssm)
 
 
-@register_attention("mamba")
 class MambaLayer(SequenceMixer):
     """Selective state-space mixer in the Mamba-2 form (scalar decay per head), linear in sequence length.
 
@@ -113,6 +114,8 @@ class MambaLayer(SequenceMixer):
         d_state: state size per head.  expand: inner width over ``dim``.  d_conv: conv kernel size.
         chunk_size: chunk length of the parallel scan (speed/memory only, not the result).
         dt_min, dt_max: range of the initial step sizes Δ.
+        kernel: ``auto`` (mamba-ssm's Triton scan on CUDA when installed), ``torch`` (the chunked PyTorch scan) or
+            ``fused`` (:mod:`..ops.kernel_policy`; ``HVLM_SSD_KERNEL`` overrides it).
 
     Masking: padded positions get ``Δ = 0`` and ``x = 0`` (and zeroed conv inputs), so they leave the state
     unchanged and never reach a real token — with left or right padding, in both directions.
@@ -132,8 +135,9 @@ class MambaLayer(SequenceMixer):
         causal: bool = True,
         dt_min: float = 0.001,
         dt_max: float = 0.1,
+        kernel: str = "auto",
     ) -> None:
-        super().__init__(dim, num_heads, dropout, causal)
+        super().__init__(dim, num_heads, dropout, causal, kernel)
         check_positive(d_state=d_state, expand=expand, d_conv=d_conv, chunk_size=chunk_size, dt_min=dt_min, dt_max=dt_max)
         if dt_min > dt_max:
             raise ValueError(f"dt_min ({dt_min}) must not exceed dt_max ({dt_max})")
@@ -163,10 +167,10 @@ class MambaLayer(SequenceMixer):
 
     def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         z, xBC, dt_raw = self._split_projection(self.in_proj(x))
-        y = self.forward_scan(xBC, dt_raw, mask)
+        y = self.forward_scan(xBC, dt_raw, mask, self.kernel)
         if self.backward_scan is not None:
             flipped_mask = None if mask is None else mask.flip(1)
-            y = y + self.backward_scan(xBC.flip(1), dt_raw.flip(1), flipped_mask).flip(1)
+            y = y + self.backward_scan(xBC.flip(1), dt_raw.flip(1), flipped_mask, self.kernel).flip(1)
         return self._output(y, z)
 
     def zero_state(self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None) -> MambaState:

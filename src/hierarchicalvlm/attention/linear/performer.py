@@ -8,12 +8,14 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..base import SequenceMixer, check_positive, register_attention
+from hierarchicalvlm.utils.checks import check_positive
+
+from ..base import SequenceMixer
 from ..ops.favor import favor_attention, orthogonal_gaussian_projection
-from ..ops.favor_triton import fused_favor_attention, fused_favor_available
+from ..ops.favor_triton import fused_favor_attention, fused_favor_unavailable
+from ..ops.kernel_policy import use_fused
 
 
-@register_attention("performer")
 class PerformerAttention(SequenceMixer):
     """Multi-head attention whose softmax kernel is estimated by positive orthogonal random features.
 
@@ -29,12 +31,14 @@ class PerformerAttention(SequenceMixer):
         chunk_size: chunk length of the causal computation (a c×c product inside each chunk, running
             state across chunks); unused when ``causal=False``.
         qkv_bias: whether the query/key/value projection has a bias.
+        kernel: ``auto`` (the fused Triton kernel where it can run), ``torch`` or ``fused``
+            (:mod:`..ops.kernel_policy`; ``HVLM_FAVOR_KERNEL`` overrides it).
 
     Masking: padded keys get zero features, so they receive no weight; padded outputs are zeroed.
     Precision: features and the attention core run in float32 with autocast off, whatever the input dtype;
     the result is cast back to the dtype of the value projection.
     GPU path: non-causal layers on CUDA run the fused Triton kernel of :mod:`..ops.favor_triton` (features
-    recomputed in registers, never written to memory); ``HVLM_FAVOR_KERNEL=torch`` keeps the PyTorch path.
+    recomputed in registers, never written to memory); ``kernel: torch`` keeps the PyTorch path.
     The projection ω is a persistent buffer (saved in checkpoints; synchronised by DDP's buffer broadcast).
     """
 
@@ -50,8 +54,9 @@ class PerformerAttention(SequenceMixer):
         feature_redraw_interval: Optional[int] = 1000,
         chunk_size: int = 64,
         qkv_bias: bool = True,
+        kernel: str = "auto",
     ) -> None:
-        super().__init__(dim, num_heads, dropout, causal)
+        super().__init__(dim, num_heads, dropout, causal, kernel)
         check_positive(num_features=num_features, chunk_size=chunk_size)
         if feature_redraw_interval is not None and feature_redraw_interval < 0:
             raise ValueError(
@@ -90,7 +95,8 @@ class PerformerAttention(SequenceMixer):
         if not torch.compiler.is_compiling():
             self.step_feature_redraw()
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        if not self.causal and fused_favor_available(q):
+        unavailable = "causal layers have no fused kernel" if self.causal else fused_favor_unavailable(q)
+        if use_fused(self.kernel, "favor", unavailable):
             out = fused_favor_attention(q, k, v, self.projection, mask)
         else:
             out = favor_attention(q, k, v, self.projection, mask, causal=self.causal, chunk_size=self.chunk_size)

@@ -36,7 +36,7 @@ from typing import Optional
 
 import torch
 
-from .kernel_choice import fused_kernels_allowed
+from .kernel_policy import use_fused
 
 try:
     import triton
@@ -44,8 +44,8 @@ try:
 except ImportError:  # CPU-only installs: the PyTorch path is used
     triton = None
 
-# Below this denominator (every feature product underflowed) the output is ~0, as in favor._normalise; our
-# features lack favor's 1/√m factor (1/m in a product of two), so the kernels floor at this times m.
+# Below this denominator (every feature product underflowed) the output is ~0, as in favor._normalise; the
+# kernels' features lack favor's 1/√m factor (1/m in a product of two), so the kernels floor at this times m.
 _DENOMINATOR_FLOOR = torch.finfo(torch.float32).tiny ** 0.5
 _PROGRAMS_PER_SM = 4
 
@@ -72,20 +72,26 @@ class FavorKernelConfig:
 KERNEL_CONFIG = FavorKernelConfig()
 
 
-def fused_favor_available(x: torch.Tensor) -> bool:
-    """Whether layers should take :func:`fused_favor_attention` for ``x``: a CUDA tensor of a 16-bit float
-    dtype, Triton installed, ``HVLM_FAVOR_KERNEL`` not set to ``torch`` (which keeps the PyTorch path) and not
-    inside :func:`.kernel_choice.plain_pytorch_paths`.
+def fused_favor_unavailable(x: torch.Tensor) -> Optional[str]:
+    """None when :func:`fused_favor_attention` can run on ``x``, else why not.
 
-    fp32 inputs keep the PyTorch path: with fp32 operands the tuned tiles' backward asks an H200 for 256 KiB of
-    shared memory (over its 227 KiB), and a half-height tile (block_n 64) hit an illegal memory access there
-    that is not understood yet (docs/PERFORMANCE.md). bf16 training, the GPU default, takes the kernel.
-
-    (Called directly, the function also runs on CPU tensors under ``TRITON_INTERPRET=1``; the tests use that.)
+    (Called directly, the kernel also runs on CPU tensors under ``TRITON_INTERPRET=1``; the tests use that.)
     """
-    if triton is None or os.environ.get("HVLM_FAVOR_KERNEL", "auto") == "torch" or not fused_kernels_allowed():
-        return False
-    return x.is_cuda and x.dtype in (torch.bfloat16, torch.float16)
+    if not x.is_cuda:
+        return "it runs on CUDA tensors only"
+    if triton is None:
+        return "Triton is not installed"
+    if x.dtype not in (torch.bfloat16, torch.float16):
+        # fp32 operands: the tuned tiles' backward asks an H200 for 256 KiB of shared memory (over its 227 KiB), and
+        # a half-height tile (block_n 64) hit an illegal memory access there, not understood yet (PERFORMANCE.md)
+        return f"it takes bfloat16 or float16 inputs (float32 keeps the PyTorch path), got {x.dtype}"
+    return None
+
+
+def fused_favor_available(x: torch.Tensor) -> bool:
+    """Whether a layer with ``kernel: auto`` takes :func:`fused_favor_attention` for ``x`` (the kernel can run on it,
+    and neither ``HVLM_FAVOR_KERNEL=torch`` nor :func:`.kernel_policy.plain_pytorch_paths` turns it off)."""
+    return use_fused("auto", "favor", fused_favor_unavailable(x))
 
 
 if triton is not None:

@@ -20,13 +20,12 @@ stays float64), with autocast off, and return ``y`` in the dtype of ``x``.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
-from .kernel_choice import fused_kernels_allowed
+from .kernel_policy import use_fused
 
 ScanResult = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
@@ -182,20 +181,12 @@ def selective_scan_reference(
     return (y, state) if return_final_state else y
 
 
+@functools.lru_cache(maxsize=1)
 def mamba_ssm_kernel() -> Optional[Callable]:
-    """mamba-ssm's fused Triton SSD scan (``mamba_chunk_scan_combined``) when that package is importable.
+    """mamba-ssm's fused Triton SSD scan (``mamba_chunk_scan_combined``) when that package is importable, else None.
 
     An optional GPU dependency (``pip install mamba-ssm``): on a CUDA device it is several times faster than
-    the PyTorch chunked scan. Set ``HVLM_SSD_KERNEL=torch`` to always use the PyTorch path (as does
-    :func:`.kernel_choice.plain_pytorch_paths`)."""
-    if os.environ.get("HVLM_SSD_KERNEL", "auto") == "torch" or not fused_kernels_allowed():
-        return None
-    return _import_mamba_ssm_kernel()
-
-
-@functools.lru_cache(maxsize=1)
-def _import_mamba_ssm_kernel() -> Optional[Callable]:
-    """The import alone is cached: the switches above are read on every call."""
+    the PyTorch chunked scan. Whether a layer uses it is :mod:`.kernel_policy`'s decision (:func:`ssd_scan`)."""
     try:
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
     except Exception:  # not installed, or installed without its compiled CUDA extension
@@ -211,15 +202,20 @@ def ssd_scan(
     C: torch.Tensor,
     chunk_size: int,
     D: Optional[torch.Tensor] = None,
+    kernel: str = "auto",
 ) -> torch.Tensor:
-    """The training scan: mamba-ssm's Triton kernel on CUDA when installed, else :func:`ssd_chunked_scan`.
+    """The training scan: mamba-ssm's Triton kernel or :func:`ssd_chunked_scan`, as the ``kernel`` knob resolves.
 
     Both compute the same recurrence (``tests/attention/test_gpu_paths.py`` checks the kernel against the
     sequential reference); ``B``/``C`` here are shared by all heads (one group)."""
-    kernel = mamba_ssm_kernel() if x.is_cuda else None
-    if kernel is None:
+    unavailable = None
+    if not x.is_cuda:
+        unavailable = "it runs on CUDA tensors only"
+    elif mamba_ssm_kernel() is None:
+        unavailable = "mamba-ssm is not installed (pip install mamba-ssm)"
+    if not use_fused(kernel, "ssd", unavailable):
         return ssd_chunked_scan(x, dt, A, B, C, chunk_size, D=D)
-    return kernel(
+    return mamba_ssm_kernel()(
         x, dt.to(torch.float32), A.to(torch.float32), B.unsqueeze(2).to(x.dtype), C.unsqueeze(2).to(x.dtype),
         chunk_size, D=None if D is None else D.to(torch.float32),
     )

@@ -1,14 +1,7 @@
-"""Sparse attention: strided, local + global (learned global tokens), cross-memory, and a block wrapper."""
+"""Sparse attention: strided, local + global (learned global tokens), and a block wrapper."""
 
-from .cross_memory import CrossMemoryAttention
 from .hierarchical_block import HierarchicalAttentionBlock
 from .local_global import GlobalTokens, LocalGlobalAttention
 from .strided import StridedAttention
 
-__all__ = [
-    "CrossMemoryAttention",
-    "GlobalTokens",
-    "HierarchicalAttentionBlock",
-    "LocalGlobalAttention",
-    "StridedAttention",
-]
+__all__ = ["GlobalTokens", "HierarchicalAttentionBlock", "LocalGlobalAttention", "StridedAttention"]

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from .. import full  # noqa: F401  (registers "full")
-from ..block import NamedAttentionBlock
-from . import local_global, strided  # noqa: F401  (register "local_global" and "strided")
+from ..block import AttentionBlock, mixer_from_menu
+from ..full import FullAttention
+from .local_global import LocalGlobalAttention
+from .strided import StridedAttention
 
 
-class HierarchicalAttentionBlock(NamedAttentionBlock):
+class HierarchicalAttentionBlock(AttentionBlock):
     """Pre-norm block (``x + attn(norm(x))``, ``x + ffn(norm(x))``) around a sparse mixer.
 
     ``HierarchicalAttentionBlock(dim, num_heads, attention_type="local_global", mlp_ratio=4.0,
-    dropout=0.0, **kw)``: ``attention_type`` is one of ``allowed``; ``**kw`` goes to that mixer
-    (e.g. ``stride=8`` or ``window_size=128, num_global_tokens=8``).
+    dropout=0.0, **kw)``: ``attention_type`` is one of ``mixers``; ``**kw`` goes to that mixer, whose own
+    defaults apply otherwise (e.g. ``stride=8`` or ``window_size=128, num_global_tokens=8``).
     """
 
-    allowed = ("strided", "local_global", "full")
+    mixers = {"strided": StridedAttention, "local_global": LocalGlobalAttention, "full": FullAttention}
 
     def __init__(
         self,
@@ -26,4 +27,6 @@ class HierarchicalAttentionBlock(NamedAttentionBlock):
         dropout: float = 0.0,
         **attention_kwargs,
     ) -> None:
-        super().__init__(dim, num_heads, attention_type, mlp_ratio=mlp_ratio, dropout=dropout, **attention_kwargs)
+        mixer = mixer_from_menu(self.mixers, attention_type, dim=dim, num_heads=num_heads, dropout=dropout,
+                                **attention_kwargs)
+        super().__init__(mixer, mlp_ratio=mlp_ratio, dropout=dropout)

@@ -8,9 +8,11 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..base import SequenceMixer, check_positive, register_attention
+from hierarchicalvlm.utils.checks import check_positive
+
+from ..base import SequenceMixer
 from ..ops.flex import MIN_FLEX_HEAD_DIM, flex_available, flex_local_global_attention
-from ..ops.kernel_choice import fused_kernels_allowed
+from ..ops.kernel_policy import use_fused
 from ..ops.local_window import gather_positions, local_window_attention
 from ..ops.sdpa import sdpa
 
@@ -33,7 +35,6 @@ class GlobalTokens(NamedTuple):
     value_scale: Optional[torch.Tensor]
 
 
-@register_attention("local_global")
 class LocalGlobalAttention(SequenceMixer):
     """Sliding-window attention plus a few learned global tokens that connect the whole sequence.
 
@@ -52,9 +53,10 @@ class LocalGlobalAttention(SequenceMixer):
     the first ``num_global_tokens`` positions (fixed leading "sink" tokens) and there is no
     scorer.  The pattern is otherwise the one above.
 
-    Backends: on CUDA a fused FlexAttention kernel with a cached block mask (no attention dropout
-    there, so dropout > 0 in training uses the blocked path); elsewhere a blocked sliding window
-    in pure PyTorch.  Both compute the same pattern.
+    Kernels (``kernel``, see :mod:`..ops.kernel_policy`): on CUDA a fused FlexAttention kernel with a
+    cached block mask (no attention dropout there, so dropout > 0 in training uses the blocked path);
+    elsewhere, or with ``kernel="torch"``, a blocked sliding window in pure PyTorch.  Both compute
+    the same pattern.
 
     Args:
         dim: model width; ``num_heads`` must divide it.
@@ -63,6 +65,7 @@ class LocalGlobalAttention(SequenceMixer):
         dropout: attention-weight dropout in training.
         causal: only attend to earlier positions.
         qkv_bias: bias in the q/k/v and output projections.
+        kernel: ``auto`` (FlexAttention where it can run), ``torch`` (always blocked) or ``fused`` (always Flex).
     """
 
     supports_causal = True
@@ -76,11 +79,12 @@ class LocalGlobalAttention(SequenceMixer):
         dropout: float = 0.0,
         causal: bool = False,
         qkv_bias: bool = True,
+        kernel: str = "auto",
     ) -> None:
         check_positive(window_size=window_size)
         if num_global_tokens is None or num_global_tokens < 0:
             raise ValueError(f"num_global_tokens must be >= 0 (0 = window only), got {num_global_tokens!r}")
-        super().__init__(dim, num_heads, dropout, causal)
+        super().__init__(dim, num_heads, dropout, causal, kernel)
         self.window_size = int(window_size)
         self.half_window = self.window_size // 2
         self.num_global_tokens = int(num_global_tokens)
@@ -109,11 +113,16 @@ class LocalGlobalAttention(SequenceMixer):
 
     def backend_for(self, x: torch.Tensor) -> str:
         """``"flex"`` (fused GPU kernel) or ``"blocked"`` (pure PyTorch), the path :meth:`mix` takes for ``x``."""
-        uses_dropout = self.training and self.dropout > 0
-        fused_ok = fused_kernels_allowed() and flex_available()
-        if x.is_cuda and fused_ok and not uses_dropout and self.head_dim >= MIN_FLEX_HEAD_DIM:
-            return "flex"
-        return "blocked"
+        unavailable = None
+        if not x.is_cuda:
+            unavailable = "FlexAttention runs on CUDA tensors only"
+        elif not flex_available():
+            unavailable = "this torch build has no FlexAttention"
+        elif self.training and self.dropout > 0:
+            unavailable = "FlexAttention has no attention dropout (set dropout: 0.0)"
+        elif self.head_dim < MIN_FLEX_HEAD_DIM:
+            unavailable = f"head_dim {self.head_dim} < {MIN_FLEX_HEAD_DIM}, the smallest FlexAttention takes"
+        return "flex" if use_fused(self.kernel, "flex", unavailable) else "blocked"
 
     def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
@@ -154,9 +163,9 @@ class LocalGlobalAttention(SequenceMixer):
                 allowed = allowed & mask[:, None, :]
             # A (padded) global query always sees itself, so its row stays finite.
             attn_mask = (allowed | (key_pos == query_pos))[:, None]  # (B, 1, g, n)
-        return sdpa(
-            gather_positions(q, positions), k, v, attn_mask=attn_mask, dropout_p=dropout_p
-        )
+        # kernel=fused asks for FlexAttention (the window); this small g x n call keeps SDPA's own choice.
+        kernel = "torch" if self.kernel == "torch" else "auto"
+        return sdpa(gather_positions(q, positions), k, v, attn_mask=attn_mask, dropout_p=dropout_p, kernel=kernel)
 
     def extra_repr(self) -> str:
         return (

@@ -10,11 +10,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..base import SequenceMixer, check_positive, register_attention
+from hierarchicalvlm.utils.checks import check_positive
+
+from ..base import SequenceMixer
+from ..ops.kernel_policy import SDPA_KERNELS
 from ..ops.sdpa import sdpa
 
 
-@register_attention("strided")
 class StridedAttention(SequenceMixer):
     """Multi-head attention in which token ``i`` attends token ``j`` iff ``(i - j) % stride == 0``.
 
@@ -30,9 +32,12 @@ class StridedAttention(SequenceMixer):
         dropout: attention-weight dropout in training.
         causal: only attend to earlier positions.
         qkv_bias: bias in the q/k/v and output projections.
+        kernel: the SDPA kernel (``auto``, ``torch``, ``fused`` or a pinned ``flash`` / ``cudnn`` / ``efficient``;
+            see :mod:`..ops.kernel_policy`).
     """
 
     supports_causal = True
+    kernels = SDPA_KERNELS
 
     def __init__(
         self,
@@ -42,9 +47,10 @@ class StridedAttention(SequenceMixer):
         dropout: float = 0.0,
         causal: bool = False,
         qkv_bias: bool = True,
+        kernel: str = "auto",
     ) -> None:
         check_positive(stride=stride)
-        super().__init__(dim, num_heads, dropout, causal)
+        super().__init__(dim, num_heads, dropout, causal, kernel)
         self.stride = int(stride)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim, bias=qkv_bias)
@@ -82,6 +88,7 @@ class StridedAttention(SequenceMixer):
             attn_mask=attn_mask,
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=self.causal and attn_mask is None,
+            kernel=self.kernel,
         )
         return self.proj(rearrange(out, "br h a d -> br a (h d)")).view(b, r, a, c)
 

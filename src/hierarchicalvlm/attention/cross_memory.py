@@ -8,8 +8,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..base import check_heads, check_mask, check_sequence_input
-from ..ops.sdpa import sdpa
+from .base import check_heads, check_mask, check_sequence_input
+from .ops.sdpa import sdpa
 
 
 class CrossMemoryAttention(nn.Module):
@@ -20,7 +20,8 @@ class CrossMemoryAttention(nn.Module):
     Padded memory tokens (``memory_mask`` False) are never read; a sample whose memory is all
     padding reads nothing (``cross = 0``).  Padded local rows (``local_mask`` False) are zero.
 
-    Not a registry mixer: it takes two sequences.  The memory must have the model width ``dim``.
+    The model's memory level (``memory_enabled``), not a level-2 choice of ``conf/attention/``: it takes two
+    sequences.  The memory must have the model width ``dim``.
 
     Args:
         dim: model width of both ``local`` and ``memory``; ``num_heads`` must divide it.
