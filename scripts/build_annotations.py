@@ -29,7 +29,7 @@ from typing import Any, Optional
 
 from hierarchicalvlm.data.annotations import COLUMNS, hash_split, read_annotations, write_annotations
 
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg")
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts")
 
 
 def rows_from_caption_files(root: Path, extensions: tuple[str, ...], keep_uncaptioned: bool) -> list[dict[str, Any]]:
