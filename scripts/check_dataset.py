@@ -136,7 +136,7 @@ def check_video(row: Annotation, root: Optional[Path], args: argparse.Namespace)
 
 
 def check_features(row: Annotation, root: Optional[Path], feature_dim: Optional[int],
-                   feature_fps: Optional[float]) -> tuple[float, Optional[str], Optional[int]]:
+                   feature_fps: Optional[float], clamp_end: bool = False) -> tuple[float, Optional[str], Optional[int]]:
     """``(clip duration in rows or seconds, problem or None, feature size)`` of one annotation row."""
     try:
         path = feature_path(row, root)
@@ -144,7 +144,7 @@ def check_features(row: Annotation, root: Optional[Path], feature_dim: Optional[
         check_feature_shape(array, path, feature_dim)
         if (row.start is not None or row.end is not None) and feature_fps is None:
             return 0.0, "row has start/end: pass --feature-fps (rows per second) to check it", int(array.shape[1])
-        first, last = clip_rows(array.shape[0], row.start, row.end, feature_fps, path)
+        first, last = clip_rows(array.shape[0], row.start, row.end, feature_fps, path, clamp_end)
         if not np.isfinite(np.asarray(array[first:last], dtype=np.float64)).all():
             return 0.0, f"{path}: features contain NaN or infinite values", int(array.shape[1])
         rows = last - first
@@ -194,7 +194,8 @@ def check_all_features(rows: list[Annotation], args: argparse.Namespace, pool: T
         checked = pool.map(lambda r: check_features(r, args.feature_root, None, args.feature_fps), rows)
         dims = Counter(dim for _, _, dim in checked if dim is not None)
         args.feature_dim = dims.most_common(1)[0][0] if dims else None
-    checked = pool.map(lambda r: check_features(r, args.feature_root, args.feature_dim, args.feature_fps), rows)
+    checked = pool.map(lambda r: check_features(r, args.feature_root, args.feature_dim, args.feature_fps,
+                                                args.clamp_end), rows)
     return [RowCheck(duration, [("feature file", problem)] if problem else []) for duration, problem, _ in checked]
 
 

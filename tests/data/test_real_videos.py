@@ -102,6 +102,18 @@ def test_seeks_that_land_late_or_past_the_end_back_off_until_exact(wild, monkeyp
     assert stats["backoffs"] >= 2 and len(calls) >= 3
 
 
+def test_seeks_that_land_early_every_time_still_finish(wild, monkeypatch):
+    """A demuxer that always lands a GOP early must not make the decoder seek again for the same time forever."""
+    path = wild / "short_gop.ts"
+    times, numbers = reference(path)
+    real_seek = video_io._Decoder.seek
+    monkeypatch.setattr(video_io._Decoder, "seek", lambda self, seconds: real_seek(self, max(0.0, seconds - 1.0)))
+    stats: dict[str, int] = {}
+    asked = [0.1, 1.3, 2.9]
+    assert read_stamps(decode_frames(path, asked, stats=stats)) == [shown_at(times, numbers, t) for t in asked]
+    assert stats["seeks"] <= 2
+
+
 def test_a_clip_past_the_last_frame_is_an_error_naming_both_ends(wild):
     path = wild / "audio_longer.mkv"
     info = probe_video(path)

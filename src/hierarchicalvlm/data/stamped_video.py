@@ -87,18 +87,23 @@ def write_stamped_video(
     audio_seconds: Optional[float] = None,
     start_frame: int = 0,
     pipe: bool = False,
+    noise: int = 0,
 ) -> Path:
     """Write ``num_frames`` numbered frames (see :func:`stamp_frames`) to ``path``; the container follows the suffix.
 
     ``gop``: keyframe interval in frames (``None``: the encoder's default); ``rotation``: display rotation
     metadata (counter-clockwise degrees, as PyAV's ``frame.rotation``); ``audio_seconds``: add a silent audio
     stream of that length; ``start_frame``: timestamps start at ``start_frame / fps`` (a non-zero start time);
-    ``pipe``: write through a non-seekable stream, so the muxer cannot go back to write a duration or an index.
+    ``pipe``: write through a non-seekable stream, so the muxer cannot go back to write a duration or an index;
+    ``noise``: add uniform noise of this amplitude (texture that costs the codec bits, like real footage).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = size
     frames = stamp_frames(num_frames, height, width)
+    if noise:
+        jitter = np.random.default_rng(0).integers(-noise, noise + 1, frames.shape, dtype=np.int16)
+        frames = np.clip(frames.astype(np.int16) + jitter, 0, 255).astype(np.uint8)
     handle = path.open("wb") if pipe else None
     format_name = {".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts", ".webm": "webm"}.get(path.suffix.lower())
     target: Any = _PipeWriter(handle) if handle else str(path)

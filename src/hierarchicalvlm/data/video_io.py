@@ -206,6 +206,7 @@ class _Decoder:
         chosen: list[Any] = []
         chosen_times: list[float] = []
         k, attempt, reposition = 0, 0, True
+        positioned_for = -1  # the target the decoder was last positioned for: never sought ahead to twice
         frames: Iterator[Any] = iter(())
         at_start = first = False
         previous: Any = None
@@ -213,7 +214,7 @@ class _Decoder:
         while k < len(targets):
             if reposition:
                 frames, at_start = self.position(targets[k], attempt)
-                previous, first, reposition = None, True, False
+                previous, first, reposition, positioned_for = None, True, False, k
             try:
                 frame = next(frames)
             except StopIteration:
@@ -250,7 +251,7 @@ class _Decoder:
             if k == len(targets):
                 break
             previous, previous_time = frame, time
-            if self.worth_seeking(time, targets[k]):
+            if k > positioned_for and self.worth_seeking(time, targets[k]):
                 attempt, reposition = 0, True
         return chosen, chosen_times
 
