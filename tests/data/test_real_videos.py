@@ -225,6 +225,9 @@ def test_build_annotations_finds_transport_streams_by_default(tmp_path, capsys):
         (tmp_path / "clips" / name).with_suffix(".txt").write_text(f"caption of {name}\n")
     assert build.main(["--video-root", str(tmp_path / "clips"), "--out", str(tmp_path / "ann.csv")]) == 0
     assert sorted(r.video for r in read_annotations(tmp_path / "ann.csv")) == ["a.ts", "b.mts", "c.m2ts", "d.mp4"]
+    (tmp_path / "clips" / "a.txt").write_bytes("first\ncaf\xe9\n".encode("latin-1"))  # sidecar not in UTF-8
+    with pytest.raises(SystemExit, match=r"a\.txt line 2: not valid UTF-8"):
+        build.main(["--video-root", str(tmp_path / "clips"), "--out", str(tmp_path / "ann.csv")])
 
 
 # --- bad data, named (issue 13 item 7) -----------------------------------------------------------

@@ -95,15 +95,17 @@ def write_stamped_video(
     metadata (counter-clockwise degrees, as PyAV's ``frame.rotation``); ``audio_seconds``: add a silent audio
     stream of that length; ``start_frame``: timestamps start at ``start_frame / fps`` (a non-zero start time);
     ``pipe``: write through a non-seekable stream, so the muxer cannot go back to write a duration or an index;
-    ``noise``: add uniform noise of this amplitude (texture that costs the codec bits, like real footage).
+    ``noise``: add a random texture of this amplitude that slides one pixel per frame (detail and motion that cost
+    the codec bits, like real footage; the stamp stays readable for amplitudes up to about 60).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = size
     frames = stamp_frames(num_frames, height, width)
-    if noise:
-        jitter = np.random.default_rng(0).integers(-noise, noise + 1, frames.shape, dtype=np.int16)
-        frames = np.clip(frames.astype(np.int16) + jitter, 0, 255).astype(np.uint8)
+    if noise:  # one random texture sliding one pixel per frame: motion a codec predicts, as in real footage
+        texture = np.random.default_rng(0).integers(-noise, noise + 1, (height, width, 3), dtype=np.int16)
+        moving = np.stack([np.roll(texture, index, axis=1) for index in range(num_frames)])
+        frames = np.clip(frames.astype(np.int16) + moving, 0, 255).astype(np.uint8)
     handle = path.open("wb") if pipe else None
     format_name = {".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts", ".webm": "webm"}.get(path.suffix.lower())
     target: Any = _PipeWriter(handle) if handle else str(path)
