@@ -7,9 +7,17 @@ default keyframe interval), and one ``(frames, --feature-dim)`` ``.npy`` file pe
 per second. Each setting iterates the training loader (random sampling, as in training) for
 ``--batches`` batches after one warm-up batch (worker start-up is reported separately).
 
+``--containers`` measures decoding alone instead, per container and keyframe interval: for each of MP4 with
+keyframes every 0.5 s / 2 s / 10 s, MPEG-TS, MKV with audio longer than the video and WebM written to a pipe, it
+writes ``--videos`` stamped videos (``hierarchicalvlm.data.stamped_video``, with noise) and reads ``--reads``
+training-style clips of ``--clip-seconds`` at random places in them, in this process (random jitter, as
+``data=video_text`` with ``num_workers: 0``), reporting samples/s and the frames decoded, seeks and back-offs
+per sample.
+
 Examples::
 
     python scripts/bench_loader.py --workers 0 1 2
+    python scripts/bench_loader.py --containers --videos 4 --seconds 20 --clip-seconds 2 --reads 48
     python scripts/bench_loader.py --kind video_text --annotations ann.csv --video-root clips --workers 4 8
 """
 
@@ -24,12 +32,57 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 
 from hierarchicalvlm.data.annotations import write_annotations
 from hierarchicalvlm.data.base import VideoTextDataModule
 from hierarchicalvlm.data.features import FeatureDataModule
-from hierarchicalvlm.data.video_io import write_video
+from hierarchicalvlm.data.stamped_video import write_stamped_video
+from hierarchicalvlm.data.video_io import crop_frames, probe_video, read_clip_with_times, to_float_tensor, write_video
 from hierarchicalvlm.data.video_text import VideoTextFolderDataModule
+
+# (label, file suffix, writer options); keyframe intervals in frames at 24 fps
+CONTAINERS = [
+    ("mp4, keyframe every 0.5 s", ".mp4", dict(gop=12)),
+    ("mp4, keyframe every 2 s", ".mp4", dict(gop=48)),
+    ("mp4, keyframe every 10 s", ".mp4", dict(gop=240)),
+    ("MPEG-TS, keyframe every 2 s", ".ts", dict(gop=48, start_frame=34)),
+    ("mkv, audio 2x longer than video, keyframe every 2 s", ".mkv", dict(gop=48, audio="double")),
+    ("webm (VP8) written to a pipe, keyframe every 2 s", ".webm", dict(gop=48, codec="libvpx", pipe=True)),
+]
+
+
+def bench_containers(root: Path, args: argparse.Namespace) -> None:
+    """Samples/s of decoding per container and keyframe interval (see the module docstring)."""
+    frames = int(args.seconds * 24)
+    print(f"decoding only, in-process: {args.videos} videos per row, {args.seconds:g} s, {args.width}x{args.height}, "
+          f"24 fps; {args.reads} training reads of {args.clip_seconds:g}-s clips at random places, {args.num_frames} "
+          f"frames each ({args.frame_size}x{args.frame_size} crops)\n")
+    print("| container | keyframe interval (s) | samples/s | frames decoded / sample | seeks / sample | back-offs / sample |")
+    print("|---|---|---|---|---|---|")
+    for index, (label, suffix, options) in enumerate(CONTAINERS):
+        options = dict(options)
+        audio = args.seconds * 2 if options.pop("audio", None) else None
+        paths = [write_stamped_video(root / f"c{index}" / f"v{i}{suffix}", frames, size=(args.height, args.width),
+                                     noise=12, audio_seconds=audio, **options) for i in range(args.videos)]
+        for path in paths:
+            probe_video(path)  # probed once per file, as in training; not timed
+        generator = torch.Generator().manual_seed(0)
+        starts = np.random.default_rng(0).uniform(0, max(0.0, args.seconds - args.clip_seconds), args.reads)
+        totals = {"decoded": 0, "seeks": 0, "backoffs": 0}
+        start = time.perf_counter()
+        for read in range(args.reads):
+            clip_start = float(starts[read])
+            clip = read_clip_with_times(paths[read % len(paths)], args.num_frames, start=clip_start,
+                                        end=min(args.seconds, clip_start + args.clip_seconds),
+                                        short_side=args.frame_size, random=True, generator=generator)
+            to_float_tensor(crop_frames(clip.frames, (args.frame_size, args.frame_size), random=True))
+            for key in totals:
+                totals[key] += clip.stats[key]
+        rate = args.reads / (time.perf_counter() - start)
+        gop = probe_video(paths[0]).keyframe_interval
+        print(f"| {label} | {gop:.1f} | {rate:.1f} | {totals['decoded'] / args.reads:.0f} | "
+              f"{totals['seeks'] / args.reads:.1f} | {totals['backoffs'] / args.reads:.2f} |", flush=True)
 
 
 def write_synthetic_dataset(root: Path, videos: int, seconds: float, width: int, height: int,
@@ -96,10 +149,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--feature-dim", type=int, default=512)
+    parser.add_argument("--containers", action="store_true", help="decoding speed per container and keyframe interval")
+    parser.add_argument("--reads", type=int, default=48, help="clips read per container (--containers)")
+    parser.add_argument("--clip-seconds", type=float, default=2.0, help="clip length (--containers)")
     args = parser.parse_args(argv)
     logging.getLogger("hierarchicalvlm").setLevel(logging.ERROR)  # "the val split is empty" is expected here
 
     with tempfile.TemporaryDirectory() as tmp:
+        if args.containers:
+            bench_containers(Path(args.synthetic_dir or tmp), args)
+            return 0
         if args.annotations is None:
             root = Path(args.synthetic_dir or tmp)
             if (root / "ann.csv").exists():

@@ -23,13 +23,22 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from hierarchicalvlm.data.annotations import COLUMNS, hash_split, read_annotations, write_annotations
+from hierarchicalvlm.data.annotations import COLUMNS, hash_split, read_annotations, read_utf8, write_annotations
 
-VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg")
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts")
+
+
+def read_text_file(path: Path) -> str:
+    """The text of a UTF-8 file, or exit naming the file and every line that is not UTF-8."""
+    text, problems = read_utf8(path)
+    if text is None:
+        raise SystemExit("\n".join(f"{path} line {line}: {problem}" for line, problem in problems))
+    return text
 
 
 def rows_from_caption_files(root: Path, extensions: tuple[str, ...], keep_uncaptioned: bool) -> list[dict[str, Any]]:
@@ -42,7 +51,7 @@ def rows_from_caption_files(root: Path, extensions: tuple[str, ...], keep_uncapt
         sidecar = video.with_suffix(".txt")
         captions = []
         if sidecar.is_file():
-            captions = [line.strip() for line in sidecar.read_text(encoding="utf-8").splitlines() if line.strip()]
+            captions = [line.strip() for line in read_text_file(sidecar).splitlines() if line.strip()]
         if not captions:
             uncaptioned.append(relative)
             if keep_uncaptioned:
@@ -59,7 +68,7 @@ def rows_from_caption_files(root: Path, extensions: tuple[str, ...], keep_uncapt
 
 def rows_from_captions_csv(path: Path, video_column: str, caption_column: str) -> list[dict[str, Any]]:
     """Rows of an external captions CSV, renamed to the annotation columns."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(read_text_file(path), newline="") as handle:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames or []
         missing = [c for c in (video_column, caption_column) if c not in fields]

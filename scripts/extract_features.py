@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -44,10 +45,21 @@ from torch.utils.data import DataLoader, Dataset
 
 from hierarchicalvlm.data.annotations import SPLITS, Annotation, BadSampleError, load_split_annotations
 from hierarchicalvlm.data.features import feature_relative_path
-from hierarchicalvlm.data.video_io import crop_frames, read_clip, to_float_tensor
+from hierarchicalvlm.data.video_io import crop_frames, decode_frames, probe_video, resize_for_short_side, to_float_tensor
 from hierarchicalvlm.data.video_text import VideoTextFolderDataModule, as_frame_size
 
-MAX_ROWS = 10**9  # "no cap" for fps sampling of a whole video
+
+def feature_times(duration: float, fps: float) -> list[float]:
+    """Centre of each row's span ``[k / fps, (k + 1) / fps)`` whose centre lies before the video's last frame ends."""
+    rows = max(1, math.ceil(duration * fps - 0.5 - 1e-9))
+    return [(k + 0.5) / fps for k in range(rows)]
+
+
+def read_video_rows(path: Path, fps: float, short_side: int, rotate: bool = True) -> np.ndarray:
+    """The frames shown at the centre of each feature row of the whole video (the video stream's own end)."""
+    info = probe_video(path)
+    size = resize_for_short_side(*info.display_size(rotate), short_side)
+    return decode_frames(path, feature_times(info.duration, fps), size=size, rotate=rotate)
 
 
 class MeanPatchExtractor(nn.Module):
@@ -132,6 +144,7 @@ def fill_frame_cache(args: argparse.Namespace) -> int:
         annotations=args.annotations, video_root=str(args.video_root), num_frames=args.num_frames,
         frame_size=args.frame_size, short_side=args.short_side, sampling=args.sampling, fps=args.fps,
         cache_dir=str(args.cache_dir), train_annotations=args.train_annotations,
+        clamp_to_video_end=args.clamp_end, apply_rotation=not args.keep_rotation,
         val_annotations=args.val_annotations, test_annotations=args.test_annotations,
     )
     failed = []
@@ -153,7 +166,7 @@ def extract(args: argparse.Namespace) -> int:
     def decode(row: Annotation) -> Optional[np.ndarray]:
         if target(row).exists() and not args.overwrite:
             return None
-        frames = read_clip(row.resolve(args.video_root), MAX_ROWS, "fps", args.fps, short_side=max(size))
+        frames = read_video_rows(row.resolve(args.video_root), args.fps, max(size), rotate=not args.keep_rotation)
         return crop_frames(frames, size)
 
     failed, written, dim = [], 0, None
@@ -207,11 +220,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         sub.add_argument("--video-root", type=Path, required=True)
         sub.add_argument("--frame-size", type=int, nargs="+", default=[64], help="crop size: S or H W")
         sub.add_argument("--workers", type=int, default=2, help="decoding processes")
+        sub.add_argument("--keep-rotation", action="store_true", help="frames as stored (data.apply_rotation=false)")
     frames.add_argument("--cache-dir", type=Path, required=True)
     frames.add_argument("--num-frames", type=int, default=8)
     frames.add_argument("--short-side", type=int)
     frames.add_argument("--sampling", choices=("uniform", "fps"), default="uniform")
     frames.add_argument("--fps", type=float, default=1.0)
+    frames.add_argument("--clamp-end", action="store_true", help="data.clamp_to_video_end=true")
     features.add_argument("--out-dir", type=Path, required=True)
     features.add_argument("--fps", type=float, default=1.0, help="feature rows per second of video")
     features.add_argument("--extractor", default="mean-patch", help="mean-patch | random-conv | module:factory")

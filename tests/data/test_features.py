@@ -71,6 +71,13 @@ def test_start_end_use_feature_fps(write_file, media):
     late = write_file("b.csv", "video,start,split\nvideos/sub/d.mp4,20,train\n")
     with pytest.raises(BadSampleError, match=r"d\.npy: clip start 20 s is past the features' end \(100 rows"):
         make_module(late, media / "features", feature_fps=10).splits["train"][0]
+    long = write_file("c.csv", "video,start,end,split\nvideos/sub/d.mp4,8,12,train\nvideos/sub/d.mp4,8,10.1,val\n")
+    with pytest.raises(BadSampleError, match=r"d\.npy: clip end 12 s is past the features' end \(100 rows at 10 "
+                                             r"rows/s = 10 s\); .*data\.clamp_to_video_end=true"):
+        make_module(long, media / "features", feature_fps=10).splits["train"][0]
+    clamped = make_module(long, media / "features", feature_fps=10, max_frames=None, clamp_to_video_end=True)
+    assert clamped.splits["train"][0]["frames"][:, 0].div(16).long().tolist() == list(range(80, 100))  # never repeated
+    assert clamped.splits["val"][0]["frames"].shape[0] == 20  # within one row: rounding
 
 
 @pytest.mark.parametrize("video, problem", [

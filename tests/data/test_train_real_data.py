@@ -48,11 +48,15 @@ def test_train_on_features(media, write_file, tmp_path):
 
 def test_train_skips_a_corrupt_video(media, write_file, tmp_path):
     ann = write_file("ann.csv", "video,caption,question,answer,split\nvideos/a.mp4,good,what?,yes,train\n"
-                                "videos/corrupt.mp4,bad,what?,no,train\nvideos/b.mp4,fine,what?,yes,val\n")
+                                "videos/corrupt.mp4,bad,what?,no,train\nvideos/b.mp4,fine,what?,yes,val\n"
+                                "videos/corrupt.mp4,bad,what?,no,val\n")
     result = train(tmp_path, "data=video_text", f"data.annotations={ann}", f"data.video_root={media}",
                    "data.num_frames=8", "data.frame_size=16", "data.batch_size=2", "data.on_bad_sample=skip")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "data/skipped_samples" in result.stdout
+    assert "data/skipped_samples" in result.stdout and "data/skipped_samples/val" in result.stdout  # per split
+    output = result.stdout + result.stderr  # the bad file is named with its annotation line and the reason
+    assert f"skipping bad sample 'videos/corrupt' of the train split ({ann}:3)" in output
+    assert f"of the val split ({ann}:5)" in output and "corrupt or unsupported format" in output
 
 
 def test_missing_and_malformed_annotations_are_reported(media, write_file, tmp_path):

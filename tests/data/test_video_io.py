@@ -13,6 +13,7 @@ from hierarchicalvlm.data.video_io import (
     decode_frames,
     probe_video,
     read_clip,
+    read_clip_with_times,
     resize_for_short_side,
     sample_times,
     segment_positions,
@@ -159,11 +160,18 @@ def test_unreadable_files_raise_naming_the_file(media, name, problem):
 
 def test_clip_outside_the_video_raises(media):
     path = media / "videos" / "a.mp4"
-    with pytest.raises(VideoReadError, match=r"a\.mp4: clip start 3 s is at or past the video's end \(1 s\)"):
+    with pytest.raises(VideoReadError, match=r"a\.mp4: clip start 3 s is at or past the end of the video: "
+                                             r"the video ends at 1\.000 s"):
         read_clip(path, 4, start=3.0)
-    with pytest.raises(VideoReadError, match=r"a\.mp4: clip end 5 s is past the video's end \(1 s\)"):
+    with pytest.raises(VideoReadError, match=r"a\.mp4: clip end 5 s is past the video's last frame: the video ends "
+                                             r"at 1\.000 s; .*data\.clamp_to_video_end=true"):
         read_clip(path, 4, end=5.0)
-    assert read_clip(path, 2, start=0.5, end=1.2).shape[0] == 2  # within tolerance: clipped to the end
+    with pytest.raises(VideoReadError, match="clip end 1.2 s is past"):
+        read_clip(path, 2, start=0.5, end=1.2)
+    assert read_clip(path, 2, start=0.5, end=1.05).shape[0] == 2  # rounding (0.1 s) is accepted
+    # asked for: cut at the last frame, frames spread over what exists, none repeated
+    clamped = read_clip_with_times(path, 4, start=0.5, end=1.2, clamp_end=True)
+    assert (clamped.start, clamped.end) == (0.5, 1.0) and clamped.times == pytest.approx([0.5625, 0.6875, 0.8125, 0.9375])
 
 
 def test_video_without_frames_raises(tmp_path):

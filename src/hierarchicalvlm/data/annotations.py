@@ -29,9 +29,11 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
+import io
 import json
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
@@ -203,9 +205,36 @@ def _unknown_column_problem(name: str) -> str:
     return f"unknown column {name!r}{hint}; allowed columns: {', '.join(COLUMNS)}"
 
 
+def utf8_problems(data: bytes) -> list[tuple[int, str]]:
+    """``(line, problem)`` for every line of ``data`` that is not valid UTF-8 (none for a good file)."""
+    problems = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            problems.append((number, (
+                f"not valid UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1}); save the file as UTF-8, "
+                "e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8 (if it is Latin-1)")))
+    return problems
+
+
+def read_utf8(path: Path) -> tuple[Optional[str], list[tuple[int, str]]]:
+    """The text of ``path`` (a UTF-8 byte-order mark dropped), or ``None`` and the problem of each bad line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError:
+        return None, utf8_problems(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
+
+
 def _read_delimited(path: Path, delimiter: str) -> Iterable[tuple[int, Optional[dict[str, Any]], list[str]]]:
     """Yield ``(line, values, problems)`` for each row of a CSV/TSV file with a header."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    text, bad_lines = read_utf8(path)
+    if text is None:
+        for line, problem in bad_lines:
+            yield line, None, [problem]
+        return
+    with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         try:
             header = next(reader)
@@ -237,7 +266,12 @@ def _read_delimited(path: Path, delimiter: str) -> Iterable[tuple[int, Optional[
 
 def _read_jsonl(path: Path) -> Iterable[tuple[int, Optional[dict[str, Any]], list[str]]]:
     """Yield ``(line, values, problems)`` for each non-blank line of a JSONL file."""
-    with path.open(encoding="utf-8-sig") as handle:
+    content, bad_lines = read_utf8(path)
+    if content is None:
+        for line, problem in bad_lines:
+            yield line, None, [problem]
+        return
+    with io.StringIO(content) as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
@@ -420,12 +454,50 @@ class BadSampleError(ValueError):
 class SkippedSample(NamedTuple):
     """What a dataset returns in place of a bad sample under ``on_bad_sample: skip``.
 
-    It plays the role of ``None`` (the collate drops it) but carries the sample's name and the
-    reason, so the batch can report what was dropped.
+    It plays the role of ``None`` (the collate drops it) but carries the sample's name, the reason, the
+    annotation row (``where`` = ``file:line``), the row's ``video`` path and its ``split``, so the batch can
+    report what was dropped and the data module can name each bad file once (:class:`SkipLog`).
     """
 
     video_id: str
     reason: str
+    where: str = ""
+    video: str = ""
+    split: str = ""
+
+
+class SkipLog:
+    """The samples skipped during a run, counted per split and per file.
+
+    The first skip of each file in a split is logged (warning) with its annotation file, line and reason;
+    later skips of that file are counted only, so a bad file read every epoch does not flood the log.
+    """
+
+    def __init__(self) -> None:
+        self.reads: dict[str, Counter[str]] = {}  # split -> video file -> skipped reads
+        self.first: dict[tuple[str, str], SkippedSample] = {}
+
+    def record(self, sample: SkippedSample) -> None:
+        split = sample.split or "?"
+        self.reads.setdefault(split, Counter())[sample.video] += 1
+        if (split, sample.video) not in self.first:
+            self.first[(split, sample.video)] = sample
+            log.warning("skipping bad sample %r of the %s split (%s): %s",
+                        sample.video_id, split, sample.where or "?", sample.reason)
+
+    def counts(self) -> dict[str, int]:
+        """Skipped reads per split."""
+        return {split: sum(files.values()) for split, files in self.reads.items()}
+
+    def summary(self) -> str:
+        """One line per split: reads skipped, the files and each file's count and first reason."""
+        lines = []
+        for split, files in self.reads.items():
+            named = ", ".join(f"{video} x{count} ({self.first[(split, video)].where})"
+                              for video, count in files.most_common(MAX_LISTED_PROBLEMS))
+            more = f" and {len(files) - MAX_LISTED_PROBLEMS} more" if len(files) > MAX_LISTED_PROBLEMS else ""
+            lines.append(f"{split}: {sum(files.values())} skipped read(s) of {len(files)} file(s): {named}{more}")
+        return "\n".join(lines)
 
 
 def check_on_bad_sample(on_bad_sample: str) -> str:
@@ -448,10 +520,12 @@ class AnnotationDataset(Dataset):
         load_frames: Callable[[Annotation, bool], Any],
         train: bool,
         on_bad_sample: str = "fail",
+        split: Optional[str] = None,
     ) -> None:
         self.rows = list(rows)
         self.load_frames = load_frames
         self.train = train
+        self.split = split or ("train" if train else "eval")
         self.on_bad_sample = check_on_bad_sample(on_bad_sample)
 
     def __len__(self) -> int:
@@ -463,7 +537,7 @@ class AnnotationDataset(Dataset):
             frames = self.load_frames(row, self.train)
         except BadSampleError as err:
             if self.on_bad_sample == "skip":
-                return SkippedSample(row.video_id, str(err))
+                return SkippedSample(row.video_id, str(err), row.where, row.video, self.split)
             raise BadSampleError(f"sample {row.video_id!r} ({row.where}): {err}") from err
         except Exception as err:
             raise RuntimeError(f"unexpected error loading sample {row.video_id!r} ({row.where}): {err}") from err
@@ -511,6 +585,7 @@ class AnnotatedDataModule(VideoTextDataModule):
         self.require_captions = require_captions
         self.on_bad_sample = check_on_bad_sample(on_bad_sample)
         self.rows: dict[str, list[Annotation]] = {}
+        self.skip_log = SkipLog()
 
     # --- to implement -------------------------------------------------------------------------
     def sample_path(self, row: Annotation) -> Path:
@@ -535,7 +610,8 @@ class AnnotatedDataModule(VideoTextDataModule):
         self.prepare_rows(self.rows)
         loader = self.frame_loader()
         return {
-            split: AnnotationDataset(rows, loader, train=(split == "train"), on_bad_sample=self.on_bad_sample)
+            split: AnnotationDataset(rows, loader, train=(split == "train"), on_bad_sample=self.on_bad_sample,
+                                     split=split)
             for split, rows in self.rows.items()
         }
 
@@ -582,4 +658,17 @@ class AnnotatedDataModule(VideoTextDataModule):
         batch = super().collate(good)  # type: ignore[arg-type]
         batch["num_skipped"] = len(samples) - len(good)
         batch["skipped"] = [(s.video_id, s.reason) for s in skipped]
+        batch["skipped_samples"] = skipped
         return batch
+
+    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """In the main process (Lightning calls it for every train/val/test batch): name each skipped file once
+        (:class:`SkipLog`) and count it per split and per file."""
+        for sample in batch.get("skipped_samples") or ():
+            self.skip_log.record(sample)
+        return batch
+
+    def teardown(self, stage: str) -> None:
+        """At the end of fit/test: one summary of every skipped sample, per split and per file."""
+        if self.skip_log.reads:
+            log.warning("skipped samples (on_bad_sample=skip):\n%s", self.skip_log.summary())

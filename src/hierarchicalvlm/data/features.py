@@ -107,11 +107,19 @@ def check_feature_shape(array: Any, path: str | Path, feature_dim: Optional[int]
 
 
 def clip_rows(num_rows: int, start: Optional[float], end: Optional[float], feature_fps: Optional[float],
-              path: Path) -> tuple[int, int]:
-    """Rows ``[first, last)`` of a ``num_rows``-row feature file that cover the clip ``[start, end)`` seconds."""
+              path: Path, clamp_end: bool = False) -> tuple[int, int]:
+    """Rows ``[first, last)`` of a ``num_rows``-row feature file that cover the clip ``[start, end)`` seconds.
+
+    As for videos, a clip that ends past the last row (by more than one row: rounding) is an error unless
+    ``clamp_end`` asks to cut it there; rows are never repeated."""
     if start is None and end is None:
         return 0, num_rows
     assert feature_fps is not None
+    if end is not None and end * feature_fps > num_rows + 1 + 1e-6 and not clamp_end:
+        raise BadSampleError(
+            f"{path}: clip end {end:g} s is past the features' end ({num_rows} rows at {feature_fps:g} rows/s = "
+            f"{num_rows / feature_fps:g} s); fix the annotation's end, or set data.clamp_to_video_end=true to cut "
+            "clips at the last row")
     first = int(math.floor((start or 0.0) * feature_fps))
     last = num_rows if end is None else min(num_rows, max(first + 1, int(math.ceil(end * feature_fps))))
     if first >= num_rows:
@@ -125,8 +133,9 @@ class FeatureClipLoader:
     """Turns an annotation row into float features ``(T, F)``; picklable for loader workers."""
 
     def __init__(self, feature_root: Optional[str | Path], feature_dim: Optional[int], max_frames: Optional[int],
-                 feature_fps: Optional[float], random_train_sampling: bool) -> None:
+                 feature_fps: Optional[float], random_train_sampling: bool, clamp_end: bool = False) -> None:
         self.feature_root = feature_root
+        self.clamp_end = clamp_end
         self.feature_dim = feature_dim
         self.max_frames = max_frames
         self.feature_fps = feature_fps
@@ -137,7 +146,7 @@ class FeatureClipLoader:
         path = feature_path(row, self.feature_root)
         array = open_feature_file(path)
         check_feature_shape(array, path, self.feature_dim)
-        first, last = clip_rows(array.shape[0], row.start, row.end, self.feature_fps, path)
+        first, last = clip_rows(array.shape[0], row.start, row.end, self.feature_fps, path, self.clamp_end)
         return array, first, last
 
     def __call__(self, row: Annotation, train: bool) -> torch.Tensor:
@@ -166,7 +175,8 @@ class FeatureDataModule(AnnotatedDataModule):
     ``feature_dim`` is read from the first training file when left null; every file must match
     it. ``max_frames`` subsamples longer videos uniformly (random jitter for training); when null
     it is set to the longest clip of the data (found by reading every file once).
-    ``feature_fps`` (rows per second) is needed only when annotations have ``start``/``end``.
+    ``feature_fps`` (rows per second) is needed only when annotations have ``start``/``end``;
+    ``clamp_to_video_end`` cuts clips whose ``end`` passes the last row there (default: a bad sample).
     ``shared``: the annotation, split, bad-sample and loader options of :class:`AnnotatedDataModule`.
     """
 
@@ -178,6 +188,7 @@ class FeatureDataModule(AnnotatedDataModule):
         max_frames: Optional[int] = 64,
         feature_fps: Optional[float] = None,
         random_train_sampling: bool = True,
+        clamp_to_video_end: bool = False,
         **shared: Any,
     ) -> None:
         super().__init__(annotations, **shared)
@@ -189,7 +200,8 @@ class FeatureDataModule(AnnotatedDataModule):
             check_positive(feature_fps=feature_fps)
         if feature_root is not None and not Path(feature_root).expanduser().is_dir():
             raise ValueError(f"feature_root {feature_root!r} is not a directory; set data.feature_root to your feature folder")
-        self.loader = FeatureClipLoader(feature_root, feature_dim, max_frames, feature_fps, random_train_sampling)
+        self.loader = FeatureClipLoader(feature_root, feature_dim, max_frames, feature_fps, random_train_sampling,
+                                        clamp_to_video_end)
 
     def sample_path(self, row: Annotation) -> Path:
         return feature_path(row, self.loader.feature_root)

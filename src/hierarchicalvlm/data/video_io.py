@@ -2,12 +2,13 @@
 
 The pipeline of one clip is::
 
-    probe (duration, fps) -> clip bounds (start/end) -> sample timestamps (uniform-N or fps)
-      -> decode only around those timestamps (seek when the next one is past a keyframe interval)
-      -> resize to cover the output size -> crop (centre, or random for training) -> float (T, 3, H, W) in [0, 1]
+    probe (once per file: where the video frames end, keyframes, rotation; see video_probe)
+      -> clip bounds (start/end, checked against the video stream's real end) -> sample timestamps
+      -> decode the frame shown at each timestamp (exact seeking, see _Decoder)
+      -> resize to cover the output size, rotate as FFmpeg displays -> crop -> float (T, 3, H, W) in [0, 1]
 
-Every failure is a :class:`VideoReadError` whose message starts with the file's path, so the
-bad-sample policy can skip it or stop with a message that says which file to fix.
+Every failure is a :class:`VideoReadError` whose message starts with the file's path (and whose ``kind``
+names the problem), so the bad-sample policy can skip it or stop with a message that says which file to fix.
 """
 
 from __future__ import annotations
@@ -16,34 +17,25 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import av
 import numpy as np
 import torch
 
-from hierarchicalvlm.data.annotations import BadSampleError
+from hierarchicalvlm.data.video_probe import VideoInfo, VideoReadError, open_video, probe_video
+
+__all__ = [
+    "SAMPLING", "Clip", "VideoInfo", "VideoReadError", "clip_bounds", "crop_frames", "decode_frames", "probe_video",
+    "read_clip", "read_clip_with_times", "resize_for_short_side", "sample_times", "segment_positions",
+    "to_float_tensor", "write_video",
+]
 
 SAMPLING = ("uniform", "fps")
 MIN_SEEK_GAP_S = 0.5  # never seek for shorter jumps: decoding a few frames is cheaper than a seek
-END_TOLERANCE_S = 0.5  # an annotation's end may pass the video's end by this much (rounded metadata)
+END_TOLERANCE_S = 0.1  # an annotation's end may pass the last frame by this much (or one frame): rounding
+MAX_BACKOFFS = 8  # seeks that land late are repeated this many times, further back each time, then from the start
 _EPS = 1e-6
-
-
-class VideoReadError(BadSampleError):
-    """A video file is missing, empty, corrupt or does not contain the requested clip."""
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video's container says about it (``duration`` in seconds, ``fps`` frames per second)."""
-
-    path: str
-    duration: float
-    fps: Optional[float]
-    num_frames: Optional[int]
-    width: int
-    height: int
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,88 +92,35 @@ def sample_times(
 
 
 # ----------------------------------------------------------------------------------------------
-# Opening and probing
+# Clip bounds
 # ----------------------------------------------------------------------------------------------
-def _open(path: str | Path) -> tuple[Any, Any]:
-    """Open ``path`` and return ``(container, video_stream)``, or raise a VideoReadError naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise VideoReadError(f"{path}: video file not found")
-    if path.is_dir():
-        raise VideoReadError(f"{path}: is a directory, not a video file")
-    if path.stat().st_size == 0:
-        raise VideoReadError(f"{path}: video file is empty (0 bytes)")
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
-        raise VideoReadError(f"{path}: cannot open as a video (corrupt or unsupported format): {err}") from err
-    if not container.streams.video:
-        container.close()
-        raise VideoReadError(f"{path}: contains no video stream")
-    return container, container.streams.video[0]
+def end_tolerance(info: VideoInfo) -> float:
+    """How far an annotation's ``end`` may pass the last frame and still count as the video's end (rounding)."""
+    return max(END_TOLERANCE_S, info.frame_interval)
 
 
-def _origin(stream: Any) -> float:
-    """Time (s) of the stream's first frame; frame times are reported relative to it."""
-    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+def clip_bounds(
+    info: VideoInfo, start: Optional[float], end: Optional[float], clamp_end: bool = False
+) -> tuple[float, float]:
+    """The ``[start, end)`` clip in seconds, checked against where the video stream's frames end.
 
-
-def _frame_time(frame: Any, path: Path) -> float:
-    if frame.time is None:
-        raise VideoReadError(f"{path}: frame without a timestamp; re-encode the video (e.g. ffmpeg -i IN OUT.mp4)")
-    return float(frame.time)
-
-
-def _probe(container: Any, stream: Any, path: Path) -> VideoInfo:
-    fps = float(stream.average_rate) if stream.average_rate else None
-    num_frames = int(stream.frames) if stream.frames else None
-    if stream.duration is not None and stream.time_base is not None:
-        duration: Optional[float] = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        duration = container.duration / av.time_base
-    elif num_frames and fps:
-        duration = num_frames / fps
-    else:
-        duration = None
-    if duration is None:  # no metadata: decode the whole stream once to find its end
-        origin, last, count = _origin(stream), None, 0
-        try:
-            for frame in container.decode(stream):
-                last, count = _frame_time(frame, path) - origin, count + 1
-        except av.error.FFmpegError as err:
-            raise VideoReadError(f"{path}: decoding failed while measuring its duration: {err}") from err
-        if last is not None:
-            duration = last + (1 / fps if fps else 0.0)
-            num_frames = count
-        container.seek(0)
-    if not duration or duration <= 0:
-        raise VideoReadError(f"{path}: video has zero duration (no frames)")
-    width, height = stream.codec_context.width, stream.codec_context.height
-    if not width or not height:
-        raise VideoReadError(f"{path}: video stream has no frame size (corrupt header?)")
-    return VideoInfo(str(path), duration, fps, num_frames, width, height)
-
-
-def probe_video(path: str | Path) -> VideoInfo:
-    """Duration, frame rate, frame count and size of a video, from its container's metadata."""
-    container, stream = _open(path)
-    try:
-        return _probe(container, stream, Path(path))
-    finally:
-        container.close()
-
-
-def clip_bounds(info: VideoInfo, start: Optional[float], end: Optional[float]) -> tuple[float, float]:
-    """The ``[start, end)`` clip in seconds, checked against the video's duration."""
+    A clip that ends past the last frame (by more than :func:`end_tolerance`) is an error naming both the
+    video's end and the container's length, unless ``clamp_end`` asks to cut it at the video's end. Frames are
+    never repeated to fill a clip."""
     clip_start = 0.0 if start is None else start
     clip_end = info.duration if end is None else end
+    fix = "fix the annotation's start/end, or set data.clamp_to_video_end=true to cut clips at the video's end"
     if clip_start >= info.duration:
-        raise VideoReadError(f"{info.path}: clip start {clip_start:g} s is at or past the video's end ({info.duration:g} s)")
-    if clip_end > info.duration + END_TOLERANCE_S:
-        raise VideoReadError(f"{info.path}: clip end {clip_end:g} s is past the video's end ({info.duration:g} s)")
+        raise VideoReadError(
+            f"{info.path}: clip start {clip_start:g} s is at or past the end of the video: {info.describe_end()}; "
+            f"fix the annotation's start", "clip past video end")
+    if clip_end > info.duration + end_tolerance(info) and not clamp_end:
+        raise VideoReadError(
+            f"{info.path}: clip end {clip_end:g} s is past the video's last frame: {info.describe_end()}; {fix}",
+            "clip past video end")
     clip_end = min(clip_end, info.duration)
     if clip_end <= clip_start:
-        raise VideoReadError(f"{info.path}: empty clip [{clip_start:g}, {clip_end:g}) s")
+        raise VideoReadError(f"{info.path}: empty clip [{clip_start:g}, {clip_end:g}) s", "clip past video end")
     return clip_start, clip_end
 
 
@@ -200,112 +139,229 @@ def resize_for_short_side(height: int, width: int, short_side: int) -> tuple[int
     return max(short_side, round(height * scale)), max(short_side, round(width * scale))
 
 
-def decode_frames(
-    path: str | Path,
-    times: Sequence[float],
-    size: Optional[tuple[int, int]] = None,
-    stats: Optional[dict[str, int]] = None,
-) -> np.ndarray:
-    """The frames shown at ``times`` (seconds from the first frame) as uint8 ``(T, H, W, 3)`` RGB.
+class _Decoder:
+    """One open video, positioned for each requested time so that the frame returned is the one shown then.
 
-    The frame shown at ``t`` is the last one whose timestamp is ``<= t``. Decoding starts at the
-    keyframe before the first timestamp and seeks ahead whenever the next timestamp is further
-    than a keyframe interval away, so a short clip of a long video decodes a short stretch of it.
-    ``size = (H, W)`` resizes while converting (FFmpeg's area filter). ``stats["decoded"]``
-    receives the number of decoded frames.
-    """
-    path = Path(path)
-    container, stream = _open(path)
-    try:
-        frames, decoded = _decode_at(container, stream, list(times), path)
-        out = _to_rgb(frames, size, path)
-    finally:
-        container.close()
-    if stats is not None:
-        stats["decoded"] = decoded
-    return out
+    Positioning seeks (backward) to the last keyframe at or before the time, as the probe listed it. The
+    first frame after a seek must not be later than the time — an imprecise index (MPEG-TS, unindexed WebM)
+    can land late or past the end — otherwise it seeks again further back, doubling the margin each time,
+    and finally decodes from the start of the file. ``stats`` counts decoded frames, seeks, back-offs and
+    restarts."""
 
+    def __init__(self, path: Path, info: VideoInfo) -> None:
+        self.path, self.info = path, info
+        self.container, self.stream = open_video(path)
+        self.fresh = True  # nothing read yet: the file's start is where decoding would begin
+        self.stats = {"decoded": 0, "seeks": 0, "backoffs": 0, "restarts": 0}
 
-def _decode_at(container: Any, stream: Any, times: list[float], path: Path) -> tuple[list[Any], int]:
-    """Pick the decoded frame shown at each of ``times``; returns ``(frames, number decoded)``."""
-    if not times:
-        raise ValueError("times must hold at least one timestamp")
-    origin = _origin(stream)
-    order = sorted(range(len(times)), key=times.__getitem__)
-    chosen: list[Any] = [None] * len(times)
+    def close(self) -> None:
+        self.container.close()
 
-    def frames_from(seconds: float) -> Any:
-        if seconds > 0:
-            container.seek(int((Fraction(seconds + origin) / stream.time_base)), stream=stream, backward=True)
-        elif decoded:
-            container.seek(0)  # restart from the beginning
-        return container.decode(stream)
+    def from_start(self) -> Iterator[Any]:
+        if not self.fresh:  # re-open: a seek to 0 is as imprecise as any other on some containers
+            self.container.close()
+            self.container, self.stream = open_video(self.path)
+            self.stats["restarts"] += 1
+        self.fresh = False
+        return self.container.decode(self.stream)
 
-    decoded, k, previous = 0, 0, None
-    gop = 0.0  # lower bound on the keyframe interval, learned while decoding
-    last_key: Optional[float] = None
-    sought_k = -1  # the target index of the last seek: a target is never sought twice
-    seeked = times[order[0]] > MIN_SEEK_GAP_S
-    if seeked:
-        sought_k = 0
-    stream_iter = frames_from(times[order[0]] if seeked else 0.0)
-    retried = False
-    try:
-        while k < len(order):
+    def seek(self, seconds: float) -> Iterator[Any]:
+        self.fresh = False
+        self.stats["seeks"] += 1
+        target = round(Fraction(seconds + self.info.origin) / self.stream.time_base)
+        self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+        return self.container.decode(self.stream)
+
+    def position(self, t: float, attempt: int) -> tuple[Iterator[Any], bool]:
+        """Frames from a point at or before ``t``: ``(frames, whether they start at the file's start)``."""
+        info = self.info
+        key = info.keyframe_before(t)
+        anchor = t if key is None else key
+        if attempt > 0:
+            anchor -= max(info.keyframe_interval or 0.0, MIN_SEEK_GAP_S) * 2 ** (attempt - 1)
+        if anchor < MIN_SEEK_GAP_S or attempt > MAX_BACKOFFS or (self.fresh and anchor <= (info.keyframes or [0.0])[0]):
+            return self.from_start(), True
+        return self.seek(anchor), False
+
+    def worth_seeking(self, current: float, t: float) -> bool:
+        """Whether the frame at ``t`` is reached sooner by seeking than by decoding on from ``current``."""
+        key = self.info.keyframe_before(t)
+        if key is not None:
+            return key - current > MIN_SEEK_GAP_S
+        return t - current > max(MIN_SEEK_GAP_S, self.info.keyframe_interval or 0.0)
+
+    def frame_time(self, frame: Any) -> float:
+        stamp = frame.pts if frame.pts is not None else frame.dts
+        if stamp is None:
+            raise VideoReadError(
+                f"{self.path}: frame without a timestamp; re-encode the video (e.g. ffmpeg -i IN OUT.mp4)", "corrupt")
+        return float(stamp * frame.time_base) - self.info.origin
+
+    def frame_end(self, frame: Any, time: float) -> float:
+        duration = float(frame.duration * frame.time_base) if frame.duration else self.info.frame_interval
+        return time + duration
+
+    def frames_at(self, targets: list[float]) -> tuple[list[Any], list[float]]:
+        """The frame shown at each of ``targets`` (ascending) and its timestamp."""
+        chosen: list[Any] = []
+        chosen_times: list[float] = []
+        k, attempt, reposition = 0, 0, True
+        positioned_for = -1  # the target the decoder was last positioned for: never sought ahead to twice
+        frames: Iterator[Any] = iter(())
+        at_start = first = False
+        previous: Any = None
+        previous_time = 0.0
+        while k < len(targets):
+            if reposition:
+                frames, at_start = self.position(targets[k], attempt)
+                previous, first, reposition, positioned_for = None, True, False, k
             try:
-                frame = next(stream_iter)
-            except StopIteration:  # end of stream: later timestamps show the last frame
-                if previous is None:
-                    raise VideoReadError(f"{path}: no decodable frame at or after {times[order[k]]:.3f} s")
-                for index in order[k:]:
-                    chosen[index] = previous
-                break
-            decoded += 1
-            t = _frame_time(frame, path) - origin
-            if seeked and previous is None:  # first frame after a seek
-                if t > times[order[k]] + _EPS and not retried:
-                    # the seek landed after the target (imprecise index): decode from the start instead
-                    retried, seeked = True, False
-                    stream_iter = frames_from(0.0)
+                frame = next(frames)
+            except StopIteration:
+                if first and not at_start:  # the seek yielded nothing (landed past the end): back off
+                    attempt, reposition = attempt + 1, True
+                    self.stats["backoffs"] += 1
                     continue
-                # a backward seek lands on the last keyframe before the target: none lies in between
-                gop = max(gop, times[order[k]] - t)
-            if frame.key_frame:
-                gop = max(gop, t - last_key) if last_key is not None else gop
-                last_key = t
-            elif last_key is not None:
-                gop = max(gop, t - last_key)
-            while k < len(order) and t > times[order[k]] + _EPS:
-                chosen[order[k]] = previous if previous is not None else frame
-                k += 1
-            if k == len(order):
+                if previous is None:
+                    raise VideoReadError(f"{self.path}: no decodable frame at or after {targets[k]:.3f} s", "decode failed")
+                end = self.frame_end(previous, previous_time)
+                while k < len(targets) and targets[k] < end + _EPS:  # the last frame is shown until its end
+                    chosen.append(previous)
+                    chosen_times.append(previous_time)
+                    k += 1
+                if k < len(targets):
+                    raise VideoReadError(
+                        f"{self.path}: no frame at {targets[k]:.3f} s: decoding ended at {end:.3f} s; "
+                        f"{self.info.describe_end()}", "clip past video end")
                 break
-            previous = frame
-            if k != sought_k and times[order[k]] - t > max(MIN_SEEK_GAP_S, gop):
-                stream_iter, previous, seeked, sought_k = frames_from(times[order[k]]), None, True, k
-                last_key = None  # keyframe intervals are measured between consecutive keyframes only
+            self.stats["decoded"] += 1
+            time = self.frame_time(frame)
+            if first:
+                first = False
+                late = time > targets[k] + _EPS or bool(getattr(frame, "is_corrupt", False))
+                if late and not at_start:  # never accept a first frame later than the target
+                    attempt, reposition = attempt + 1, True
+                    self.stats["backoffs"] += 1
+                    continue
+            while k < len(targets) and time > targets[k] + _EPS:
+                # before the first frame of the file only the first frame can be shown
+                chosen.append(previous if previous is not None else frame)
+                chosen_times.append(previous_time if previous is not None else time)
+                k += 1
+            if k == len(targets):
+                break
+            previous, previous_time = frame, time
+            if k > positioned_for and self.worth_seeking(time, targets[k]):
+                attempt, reposition = 0, True
+        return chosen, chosen_times
+
+
+def _decode(path: Path, info: VideoInfo, times: Sequence[float]) -> tuple[list[Any], list[float], dict[str, int]]:
+    """Frames shown at ``times`` (any order, repeats allowed), their timestamps and the decoding stats."""
+    if not len(times):
+        raise ValueError("times must hold at least one timestamp")
+    order = sorted(range(len(times)), key=times.__getitem__)
+    decoder = _Decoder(path, info)
+    try:
+        frames, frame_times = decoder.frames_at([float(times[i]) for i in order])
     except av.error.FFmpegError as err:
-        raise VideoReadError(f"{path}: decoding failed near {times[order[min(k, len(order) - 1)]]:.3f} s: {err}") from err
-    return chosen, decoded
+        raise VideoReadError(f"{path}: decoding failed: {err}", "decode failed") from err
+    finally:
+        decoder.close()
+    out: list[Any] = [None] * len(times)
+    out_times = [0.0] * len(times)
+    for position, index in enumerate(order):
+        out[index], out_times[index] = frames[position], frame_times[position]
+    return out, out_times, decoder.stats
 
 
-def _to_rgb(frames: list[Any], size: Optional[tuple[int, int]], path: Path) -> np.ndarray:
-    """Convert (and resize) the chosen frames once each, even when several timestamps share one."""
+def _rotation_turns(frame: Any, rotate: bool) -> int:
+    """Counter-clockwise quarter turns FFmpeg applies to ``frame`` for display (0 when ``rotate`` is off)."""
+    return int(round((frame.rotation or 0) / 90.0)) % 4 if rotate else 0
+
+
+def _to_rgb(frames: list[Any], size: Optional[tuple[int, int]], path: Path, rotate: bool = True) -> np.ndarray:
+    """Convert, resize (``size`` as displayed) and rotate the chosen frames, once each even when several
+    timestamps share one."""
     converted: dict[int, np.ndarray] = {}
     out = []
     try:
         for frame in frames:
             key = id(frame)
             if key not in converted:
+                turns = _rotation_turns(frame, rotate)
                 if size is None:
-                    converted[key] = frame.to_ndarray(format="rgb24")
+                    array = frame.to_ndarray(format="rgb24")
                 else:
-                    resized = frame.reformat(width=size[1], height=size[0], format="rgb24", interpolation="AREA")
-                    converted[key] = resized.to_ndarray()
+                    height, width = size if turns % 2 == 0 else size[::-1]
+                    array = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+                converted[key] = np.ascontiguousarray(np.rot90(array, turns)) if turns else array
             out.append(converted[key])
         return np.stack(out)
     except (av.error.FFmpegError, ValueError) as err:
-        raise VideoReadError(f"{path}: cannot convert frames to RGB: {err}") from err
+        raise VideoReadError(f"{path}: cannot convert frames to RGB: {err}", "decode failed") from err
+
+
+def decode_frames(
+    path: str | Path,
+    times: Sequence[float],
+    size: Optional[tuple[int, int]] = None,
+    stats: Optional[dict[str, int]] = None,
+    rotate: bool = True,
+) -> np.ndarray:
+    """The frames shown at ``times`` (seconds from the first frame) as uint8 ``(T, H, W, 3)`` RGB.
+
+    The frame shown at ``t`` is the last one whose timestamp is ``<= t`` (see :class:`_Decoder` for how
+    seeking stays exact); a time past the last frame's end is an error, never a repeat of the last frame.
+    ``size = (H, W)`` (as displayed) resizes while converting (FFmpeg's area filter); ``rotate`` applies the
+    rotation FFmpeg displays the video with. ``stats`` receives ``decoded`` (frames), ``seeks``,
+    ``backoffs`` (seeks that landed late, repeated further back) and ``restarts`` (decodes from the start).
+    """
+    path = Path(path)
+    frames, _, counts = _decode(path, probe_video(path), times)
+    out = _to_rgb(frames, size, path, rotate)
+    if stats is not None:
+        stats.update(counts)
+    return out
+
+
+@dataclass
+class Clip:
+    """One read clip: frames uint8 ``(T, H, W, 3)``, the asked ``times``, the ``frame_times`` of the frames
+    returned, the clip bounds, the video's probe and the decoding stats."""
+
+    frames: np.ndarray
+    times: list[float]
+    frame_times: list[float]
+    start: float
+    end: float
+    info: VideoInfo
+    stats: dict[str, int]
+
+
+def read_clip_with_times(
+    path: str | Path,
+    num_frames: int,
+    sampling: str = "uniform",
+    fps: Optional[float] = None,
+    start: Optional[float] = None,
+    end: Optional[float] = None,
+    short_side: Optional[int] = None,
+    random: bool = False,
+    generator: Optional[torch.Generator] = None,
+    clamp_end: bool = False,
+    rotate: bool = True,
+) -> Clip:
+    """:func:`read_clip`, also returning what was asked and what was decoded (``scripts/check_dataset.py``)."""
+    path = Path(path)
+    info = probe_video(path)
+    clip_start, clip_end = clip_bounds(info, start, end, clamp_end)
+    times = sample_times(clip_start, clip_end, num_frames, sampling, fps, random, generator)
+    frames, frame_times, stats = _decode(path, info, times)
+    size = None
+    if short_side is not None:
+        size = resize_for_short_side(*info.display_size(rotate), short_side)
+    return Clip(_to_rgb(frames, size, path, rotate), times, frame_times, clip_start, clip_end, info, stats)
 
 
 def read_clip(
@@ -318,21 +374,15 @@ def read_clip(
     short_side: Optional[int] = None,
     random: bool = False,
     generator: Optional[torch.Generator] = None,
+    clamp_end: bool = False,
+    rotate: bool = True,
 ) -> np.ndarray:
-    """Sample, decode and resize (shorter side to ``short_side``) one clip: uint8 ``(T, H, W, 3)``."""
-    path = Path(path)
-    container, stream = _open(path)
-    try:
-        info = _probe(container, stream, path)
-        clip_start, clip_end = clip_bounds(info, start, end)
-        times = sample_times(clip_start, clip_end, num_frames, sampling, fps, random, generator)
-        frames, _ = _decode_at(container, stream, times, path)
-        size = None
-        if short_side is not None:
-            size = resize_for_short_side(frames[0].height, frames[0].width, short_side)
-        return _to_rgb(frames, size, path)
-    finally:
-        container.close()
+    """Sample, decode and resize (shorter side to ``short_side``) one clip: uint8 ``(T, H, W, 3)``.
+
+    The clip is checked against where the video's frames end (:func:`clip_bounds`); frames are rotated as
+    FFmpeg displays them unless ``rotate`` is false."""
+    return read_clip_with_times(path, num_frames, sampling, fps, start, end, short_side, random, generator,
+                                clamp_end, rotate).frames
 
 
 # ----------------------------------------------------------------------------------------------

@@ -25,6 +25,10 @@ from hierarchicalvlm.data.video_io import SAMPLING, crop_frames, read_clip, to_f
 
 log = logging.getLogger(__name__)
 
+# Part of every cache file's name: bump it when decoding changes what a clip holds, so no stale entry is read
+# (2: clips end at the video stream's last frame, exact seeking on every container, rotation applied).
+CACHE_FORMAT = 2
+
 
 def as_frame_size(frame_size: int | Sequence[int]) -> tuple[int, int]:
     """``64`` or ``[64, 96]`` -> ``(H, W)``."""
@@ -42,7 +46,9 @@ class VideoClipLoader:
 
     With ``cache_dir`` every clip is read once at its deterministic timestamps and stored resized
     (shorter side ``short_side``) but uncropped; training then keeps its random crop but loses the
-    temporal jitter (the timestamps are the cached ones).
+    temporal jitter (the timestamps are the cached ones). ``clamp_end`` cuts clips that end past the
+    video's last frame at that frame (otherwise they are bad samples); ``rotate`` applies rotation
+    metadata as FFmpeg displays it.
     """
 
     def __init__(
@@ -55,8 +61,12 @@ class VideoClipLoader:
         fps: Optional[float],
         random_train_sampling: bool,
         cache_dir: Optional[str | Path],
+        clamp_end: bool = False,
+        rotate: bool = True,
     ) -> None:
         self.video_root = video_root
+        self.clamp_end = clamp_end
+        self.rotate = rotate
         self.num_frames = num_frames
         self.frame_size = frame_size
         self.short_side = short_side
@@ -82,6 +92,8 @@ class VideoClipLoader:
             row.end,
             short_side=self.short_side,
             random=random,
+            clamp_end=self.clamp_end,
+            rotate=self.rotate,
         )
 
     def cache_path(self, row: Annotation) -> Path:
@@ -94,7 +106,8 @@ class VideoClipLoader:
             raise BadSampleError(f"{path}: video file not found ({err.strerror})") from err
         key = json.dumps(
             [str(path.resolve()), stat.st_size, stat.st_mtime_ns, row.start, row.end,
-             self.num_frames, self.sampling, self.fps if self.sampling == "fps" else None, self.short_side]
+             self.num_frames, self.sampling, self.fps if self.sampling == "fps" else None, self.short_side,
+             self.clamp_end, self.rotate, CACHE_FORMAT]
         )
         digest = hashlib.sha1(key.encode()).hexdigest()[:20]
         return self.cache_dir / f"{path.stem}-{digest}.npy"
@@ -130,7 +143,9 @@ class VideoTextFolderDataModule(AnnotatedDataModule):
 
     ``sampling="uniform"`` reads ``num_frames`` frames spread over each clip; ``sampling="fps"``
     reads ``fps`` frames per second, at most ``num_frames`` (shorter clips give shorter,
-    zero-padded and masked sequences).
+    zero-padded and masked sequences). ``clamp_to_video_end`` cuts clips whose ``end`` passes the video's
+    last frame at that frame (default: such a clip is a bad sample, named with both times);
+    ``apply_rotation`` rotates frames as FFmpeg displays them (false: as stored).
     ``shared``: the annotation, split, bad-sample and loader options of :class:`AnnotatedDataModule`.
     """
 
@@ -145,6 +160,8 @@ class VideoTextFolderDataModule(AnnotatedDataModule):
         fps: float = 1.0,
         random_train_sampling: bool = True,
         cache_dir: Optional[str] = None,
+        clamp_to_video_end: bool = False,
+        apply_rotation: bool = True,
         **shared: Any,
     ) -> None:
         super().__init__(annotations, **shared)
@@ -161,7 +178,8 @@ class VideoTextFolderDataModule(AnnotatedDataModule):
         if video_root is not None and not Path(video_root).expanduser().is_dir():
             raise ValueError(f"video_root {video_root!r} is not a directory; set data.video_root to your video folder")
         self.loader = VideoClipLoader(
-            video_root, num_frames, self.frame_size, short_side, sampling, fps, random_train_sampling, cache_dir
+            video_root, num_frames, self.frame_size, short_side, sampling, fps, random_train_sampling, cache_dir,
+            clamp_end=clamp_to_video_end, rotate=apply_rotation,
         )
         if cache_dir and random_train_sampling:
             log.info("cache_dir is set: training reuses the cached timestamps (random crop only, no temporal jitter)")

@@ -136,6 +136,9 @@ class HierarchicalVLMModule(L.LightningModule):
         getattr(self, f"{stage}_recall").update(out.video_embedding, out.text_embedding)
         bs = batch["frames"].shape[0]
         self.log(f"{stage}/loss", total, batch_size=bs, sync_dist=True)
+        if batch.get("num_skipped"):  # reads of this split skipped in this epoch (data.on_bad_sample=skip)
+            self.log(f"data/skipped_samples/{stage}", float(batch["num_skipped"]), batch_size=bs,
+                     on_step=False, on_epoch=True, reduce_fx="sum")
         self.log(f"{stage}/qa_acc", acc, batch_size=bs, prog_bar=True)
         getattr(self, f"{stage}_breakdown").update(out.qa_logits, batch["answer"], batch.get("task"), batch.get("depth"))
 

@@ -15,18 +15,61 @@ class ConfigError(ValueError):
     """A mistake in the composed configuration, reported before any compute."""
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _require_positive(cfg: DictConfig, *fields: str) -> None:
     for field in fields:
         value = OmegaConf.select(cfg, field, default=None)
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+        if value is not None and (not _is_number(value) or value <= 0):
             raise ConfigError(f"{field} must be a positive number, got {value!r}; set e.g. {field}=1")
+
+
+def _require_positive_int(cfg: DictConfig, *fields: str) -> None:
+    for field in fields:
+        value = OmegaConf.select(cfg, field, default=None)
+        if value is not None and (not _is_int(value) or value <= 0):
+            raise ConfigError(f"{field} must be a positive integer, got {value!r}; set e.g. {field}=1")
 
 
 def _require_non_negative(cfg: DictConfig, *fields: str) -> None:
     for field in fields:
         value = OmegaConf.select(cfg, field, default=None)
-        if value is not None and (not isinstance(value, int) or value < 0):
+        if value is not None and (not _is_int(value) or value < 0):
             raise ConfigError(f"{field} must be an integer >= 0, got {value!r}")
+
+
+def _require_int_at_least(cfg: DictConfig, minimum: int, hint: str, *fields: str) -> None:
+    """Integer fields (or null) with a lower bound, e.g. ``trainer.max_steps`` (-1: no limit)."""
+    for field in fields:
+        value = OmegaConf.select(cfg, field, default=None)
+        if value is not None and (not _is_int(value) or value < minimum):
+            raise ConfigError(f"{field} must be an integer >= {minimum}{hint}, got {value!r}; e.g. {field}={max(minimum, 1)}")
+
+
+def _check_types(cfg: DictConfig) -> None:
+    """Sizes, counts and the seed have the right type before any of them is computed with."""
+    _require_positive_int(
+        cfg, "model.net.dim", "model.net.num_heads", "model.net.patch_size", "model.net.level2_depth",
+        "model.net.clip_frames", "model.net.embed_dim", "data.num_frames", "data.batch_size", "data.max_text_length",
+        "data.max_frames", "data.frame_bucket", "trainer.accumulate_grad_batches",
+    )
+    _require_positive(cfg, "model.net.mlp_ratio", "model.optimizer.lr", "data.fps")
+    _require_non_negative(cfg, "model.net.level1_depth", "model.net.text_depth", "data.num_workers",
+                          "trainer.log_every_n_steps", "trainer.num_sanity_val_steps", "trainer.min_epochs")
+    _require_int_at_least(cfg, -1, " (-1: no limit)", "trainer.max_steps", "trainer.max_epochs")
+    _require_int_at_least(cfg, 1, "", "trainer.check_val_every_n_epoch")
+    seed = cfg.get("seed")
+    if seed is not None and not _is_int(seed):
+        raise ConfigError(f"seed must be an integer (or null), got {seed!r}; e.g. seed=0")
+    clip = OmegaConf.select(cfg, "trainer.gradient_clip_val", default=None)
+    if clip is not None and (not _is_number(clip) or clip < 0):
+        raise ConfigError(f"trainer.gradient_clip_val must be a number >= 0 (or null), got {clip!r}")
 
 
 def frame_sides(frame_size) -> tuple[int, int]:
@@ -105,15 +148,25 @@ def _check_trainer(cfg: DictConfig) -> None:
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for the first mistake found in ``cfg``."""
+    """Raise :class:`ConfigError` for the first mistake found in ``cfg``.
+
+    Types are checked first; should a check still meet a value it cannot handle, that also becomes a one-line
+    :class:`ConfigError` rather than a traceback from inside the validator."""
+    try:
+        _validate(cfg)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, ZeroDivisionError) as err:
+        raise ConfigError(
+            f"the config could not be checked ({type(err).__name__}: {err}); a value of the wrong type is the "
+            "usual cause: check the types of your command-line overrides"
+        ) from None
+
+
+def _validate(cfg: DictConfig) -> None:
     _check_resolvable(cfg)
     net = cfg.model.net
-    _require_positive(
-        cfg, "model.net.dim", "model.net.num_heads", "model.net.patch_size", "model.net.level2_depth",
-        "model.net.clip_frames", "model.net.embed_dim", "model.net.mlp_ratio", "model.optimizer.lr",
-        "data.num_frames", "data.batch_size", "data.max_text_length",
-    )
-    _require_non_negative(cfg, "model.net.level1_depth", "model.net.text_depth", "data.num_workers")
+    _check_types(cfg)
     if net.dim % net.num_heads:
         divisors = [h for h in range(1, net.dim + 1) if net.dim % h == 0 and h <= 32]
         raise ConfigError(
