@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from hierarchicalvlm.data.base import VideoTextDataModule
+from hierarchicalvlm.text import tokenizer_factory
 from hierarchicalvlm.utils.checkpoint_io import AtomicCheckpointIO
 from hierarchicalvlm.utils.config_checks import validate_config
 
@@ -40,6 +41,7 @@ def restore_vocab(datamodule: VideoTextDataModule, ckpt_path: Optional[str]) -> 
 def build(cfg: DictConfig) -> tuple[VideoTextDataModule, L.LightningModule, L.Trainer]:
     """Data module, model and trainer of a validated config."""
     datamodule: VideoTextDataModule = instantiate(cfg.data)
+    datamodule.tokenizer_factory = tokenizer_factory(cfg.model.get("text"))  # the text choice's tokenizer
     restore_vocab(datamodule, cfg.get("ckpt_path"))
     inputs = datamodule.model_inputs()
     model = instantiate(cfg.model, inputs=inputs, attention=instantiate(cfg.attention), _recursive_=False)
