@@ -60,7 +60,10 @@ def render_preview(frames: list[np.ndarray], lines: list[tuple[str, tuple[int, i
 
 
 class SamplePreviews(Callback):
-    """Log ``num_samples`` samples of the first validation batch every ``every_n_epochs`` epochs (rank 0 only).
+    """Log ``num_samples`` samples of the first validation batch every ``every_n_epochs`` epochs.
+
+    Every rank runs the (tiny) extra forward, since a sharded model (FSDP) can only run forward on all ranks at
+    once; rank 0 draws and logs its samples.
 
     Each preview shows ``num_frames`` frames, the question, the predicted and the true answer (green when right,
     red when wrong) and the caption; tag ``val/previews`` in TensorBoard, key ``val/previews`` in W&B.
@@ -75,8 +78,10 @@ class SamplePreviews(Callback):
         self.every_n_epochs, self.frame_px = every_n_epochs, frame_px
 
     def _due(self, trainer: L.Trainer, batch_idx: int, dataloader_idx: int) -> bool:
-        return (batch_idx == 0 and dataloader_idx == 0 and trainer.is_global_zero and not trainer.sanity_checking
+        datamodule = getattr(trainer, "datamodule", None)
+        return (batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking
                 and trainer.current_epoch % self.every_n_epochs == 0
+                and getattr(datamodule, "tokenizer", None) is not None
                 and any(isinstance(lg, (TensorBoardLogger, WandbLogger)) for lg in trainer.loggers))
 
     def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
@@ -86,6 +91,8 @@ class SamplePreviews(Callback):
         samples = slice_batch(batch, self.num_samples)
         with torch.no_grad():
             predicted = pl_module(samples).qa_logits.argmax(-1).tolist()
+        if not trainer.is_global_zero:
+            return
         texts = self.describe(trainer, samples, predicted)
         pixels = samples["frames"].ndim == 5
         images = [render_preview(pick_frames(samples["frames"][i], samples["frame_mask"][i], self.num_frames)
