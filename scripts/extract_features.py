@@ -99,7 +99,8 @@ def pretrained_extractor(name: str, overrides: list[str]) -> nn.Module:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="extract_features"):
-        cfg = compose(config_name="train", overrides=[f"model/visual={name}", *(f"model.visual.{o}" for o in overrides)])
+        overrides = [f"model/visual={name}", *(f"model.visual.{o}" for o in overrides)]
+        cfg = compose(config_name="train", overrides=overrides)
     return FrameFeatureExtractor(cfg.model.visual)
 
 

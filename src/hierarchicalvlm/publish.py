@@ -124,7 +124,7 @@ def model_card(config: dict[str, Any], checkpoint: dict[str, Any], model: nn.Mod
     """A Hub model card (YAML front matter + Markdown) describing an exported model."""
     params = sum(p.numel() for p in model.parameters())
     attention = config["attention"].get("_target_", "?").rsplit(".", 1)[-1]
-    net = config["net"]
+    net, inputs, answers = config["net"], config["inputs"], config["answers"]
     scores = [f"- {k}: {float(v):.4f}" for cb in (checkpoint.get("callbacks") or {}).values() if isinstance(cb, dict)
               for k, v in (("best " + str(cb.get("monitor")), cb.get("best_model_score")),)
               if cb.get("monitor") and v is not None]
@@ -139,8 +139,8 @@ def model_card(config: dict[str, Any], checkpoint: dict[str, Any], model: nn.Mod
         f"whole video -> memory level; text through {text}.", "",
         f"- width {net.get('dim')}, {net.get('num_heads')} heads, level-1 depth {net.get('level1_depth')}, "
         f"level-2 depth {net.get('level2_depth')}, memory {'on' if net.get('memory_enabled') else 'off'}",
-        f"- inputs: {config['inputs'].get('kind')} {config['inputs'].get('frame_shape') or config['inputs'].get('feature_dim')}",
-        f"- {len(config['answers'])} answers: {', '.join(config['answers'][:12])}{' …' if len(config['answers']) > 12 else ''}",
+        f"- inputs: {inputs.get('kind')} {inputs.get('frame_shape') or inputs.get('feature_dim')}",
+        f"- {len(answers)} answers: {', '.join(answers[:12])}{' …' if len(answers) > 12 else ''}",
         f"- trained for {checkpoint.get('epoch', '?')} epoch(s), {checkpoint.get('global_step', '?')} steps "
         f"(checkpoint {ckpt_path.name})",
         *scores, "",

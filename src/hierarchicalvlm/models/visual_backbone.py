@@ -113,7 +113,8 @@ class FrameFeatureExtractor(nn.Module):
         return self.encoder(frames).squeeze(1).float()
 
 
-def build_visual_adapter(visual: Optional[Mapping[str, Any]], inputs: Mapping[str, Any], dim: int) -> Optional[nn.Module]:
+def build_visual_adapter(visual: Optional[Mapping[str, Any]], inputs: Mapping[str, Any], dim: int
+                         ) -> Optional[nn.Module]:
     """The adapter of a pretrained visual choice, or None where the built-in adapters apply (``kind: patch``, or
     precomputed features with the default choice)."""
     kind = (visual or {}).get("kind", "patch")
@@ -124,7 +125,8 @@ def build_visual_adapter(visual: Optional[Mapping[str, Any]], inputs: Mapping[st
     if inputs["kind"] != "pixels":
         raise ValueError(
             f"model.visual ({visual.get('model_class')} {visual.get('name')}) encodes pixels, but the data gives "
-            f"{inputs['kind']} (data=features): the features were encoded already, so keep model/visual=patch with data=features "
+            f"{inputs['kind']} (data=features): the features were encoded already, so keep model/visual=patch with "
+            "data=features "
             "(extract them with scripts/extract_features.py features --extractor clip|siglip|dinov2)"
         )
     return PretrainedFrameAdapter(visual, dim)

@@ -31,7 +31,8 @@ def choices_help(conf_dir: Path, fallback: Optional[Mapping[str, str]] = None, w
     """``group=choice  description`` lines for every group under ``conf_dir`` (Hydra's own groups left out), each
     at most ``width`` characters."""
     fallback = dict(fallback or {})
-    groups = sorted({p.parent.relative_to(conf_dir).as_posix() for p in conf_dir.rglob("*.yaml") if p.parent != conf_dir})
+    groups = sorted({p.parent.relative_to(conf_dir).as_posix() for p in conf_dir.rglob("*.yaml")
+                     if p.parent != conf_dir})
     rows: list[tuple[str, str]] = []
     for group in groups:
         if group == "hydra" or group.startswith("hydra/"):
@@ -39,7 +40,8 @@ def choices_help(conf_dir: Path, fallback: Optional[Mapping[str, str]] = None, w
         rows.append((f"{group}:", ""))
         for path in sorted((conf_dir / group).glob("*.yaml")):
             text = describe(path) or fallback.get(f"{group}/{path.stem}")
-            rows.append((f"  {group}={path.stem}", text or "(no description: add a comment line at the top of the file)"))
+            missing = "(no description: add a comment line at the top of the file)"
+            rows.append((f"  {group}={path.stem}", text or missing))
     column = max(len(name) for name, text in rows if text) + 2
     lines = []
     for name, text in rows:
