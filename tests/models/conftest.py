@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("transformers")
-
 TINY_VISION = "{hidden_size:32,intermediate_size:64,num_hidden_layers:1,num_attention_heads:2,image_size:16,patch_size:8}"
 TINY_TEXT = ("{hidden_size:32,intermediate_size:64,num_hidden_layers:1,num_attention_heads:2,vocab_size:VOCAB,"
              "max_position_embeddings:64}")

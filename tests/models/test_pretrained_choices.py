@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytest.importorskip("transformers")  # the [pretrained] extra (part of [dev])
+
 from hierarchicalvlm.models.visual_backbone import PretrainedFrameAdapter
 from hierarchicalvlm.pipeline import build, run
 from hierarchicalvlm.text import PretrainedTokenizer, WordTokenizer
