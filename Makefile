@@ -11,6 +11,9 @@ TORCH_SPEC ?= $(if $(HAS_GPU),torch>=2.4,torch==2.13.0)
 # kernels' tests (3.6's cannot with numpy 2).
 TRITON_SPEC ?= $(if $(HAS_GPU),,triton>=3.8)
 STAMP := $(VENV)/.installed
+# optional parts of pyproject.toml: dev holds pretrained, search, wandb and slurm (every test runs); add gpu on
+# GPU machines, e.g. make install EXTRAS=dev,gpu
+EXTRAS ?= dev
 # lets tests run with or without a local wandb account, never touching the network
 export WANDB_MODE ?= offline
 
@@ -26,7 +29,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	# one command, so pip keeps the torch build named here while resolving the rest
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[dev]'
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)

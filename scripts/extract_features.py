@@ -16,7 +16,12 @@ Feature extractors (``--extractor``):
   (``3 * grid**2`` features) — no parameters;
 * ``random-conv``: a frozen two-layer conv net with random weights from ``--seed``
   (``--feature-dim`` features) — cheap, deterministic, for pipeline tests and baselines;
-* ``package.module:factory``: plug in a real backbone. ``factory()`` must return a callable
+* ``clip``, ``siglip``, ``dinov2``: the pretrained image encoder of ``model/visual=<name>``
+  (``conf/model/visual/<name>.yaml``, through ``transformers``; weights download on first use, then cached),
+  frozen, one pooled feature vector per frame (its width: 768 for CLIP/SigLIP base, 384 for DINOv2 small);
+  ``--set key=value`` overrides its config (e.g. ``--set name=facebook/dinov2-base``). Use
+  ``--frame-size 224``: frames are resized to the encoder's input size anyway;
+* ``package.module:factory``: plug in any other backbone. ``factory()`` must return a callable
   (e.g. an ``nn.Module`` in eval mode) mapping float frames ``(T, 3, H, W)`` in ``[0, 1]``
   to features ``(T, F)``; e.g. a CLIP/DINO image encoder that normalises its input itself.
 
@@ -26,6 +31,8 @@ Examples::
         --num-frames 8 --frame-size 64
     python scripts/extract_features.py features --annotations ann.csv --video-root clips --out-dir feats \\
         --fps 2 --extractor random-conv --feature-dim 256 --format safetensors
+    python scripts/extract_features.py features --annotations ann.csv --video-root clips --out-dir clip_feats \\
+        --fps 1 --extractor clip --frame-size 224
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ from hierarchicalvlm.data.features import feature_relative_path
 from hierarchicalvlm.data.video_io import crop_frames, decode_frames, probe_video, resize_for_short_side, to_float_tensor
 from hierarchicalvlm.data.video_text import VideoTextFolderDataModule, as_frame_size
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
+PRETRAINED = tuple(sorted(p.stem for p in (CONF / "model" / "visual").glob("*.yaml") if p.stem != "patch"))
 
 def feature_times(duration: float, fps: float) -> list[float]:
     """Centre of each row's span ``[k / fps, (k + 1) / fps)`` whose centre lies before the video's last frame ends."""
@@ -93,13 +102,31 @@ class RandomConvExtractor(nn.Module):
         return self.net(frames * 2 - 1)
 
 
-def build_extractor(name: str, feature_dim: int, grid: int, seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def pretrained_extractor(name: str, overrides: list[str]) -> nn.Module:
+    """The frozen image encoder of ``model/visual=<name>`` (the training config's choice, ``overrides`` applied)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from hierarchicalvlm.models.visual_backbone import FrameFeatureExtractor
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF), job_name="extract_features"):
+        overrides = [f"model/visual={name}", *(f"model.visual.{o}" for o in overrides)]
+        cfg = compose(config_name="train", overrides=overrides)
+    return FrameFeatureExtractor(cfg.model.visual)
+
+
+def build_extractor(name: str, feature_dim: int, grid: int, seed: int,
+                    overrides: Optional[list[str]] = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    if name in PRETRAINED:
+        return pretrained_extractor(name, overrides or [])
     if name == "mean-patch":
         return MeanPatchExtractor(grid)
     if name == "random-conv":
         return RandomConvExtractor(feature_dim, seed)
     if ":" not in name:
-        raise SystemExit(f"--extractor must be mean-patch, random-conv or package.module:factory, got {name!r}")
+        raise SystemExit(f"--extractor must be mean-patch, random-conv, {', '.join(PRETRAINED)} or "
+                         f"package.module:factory, got {name!r}")
     module_name, factory_name = name.split(":", 1)
     extractor = getattr(importlib.import_module(module_name), factory_name)()
     if isinstance(extractor, nn.Module):
@@ -155,7 +182,7 @@ def fill_frame_cache(args: argparse.Namespace) -> int:
 
 
 def extract(args: argparse.Namespace) -> int:
-    extractor = build_extractor(args.extractor, args.feature_dim, args.grid, args.seed)
+    extractor = build_extractor(args.extractor, args.feature_dim, args.grid, args.seed, args.set)
     size = as_frame_size(args.frame_size)
     out_dir: Path = args.out_dir
     rows = {row.video: row for row in _load_rows(args)}  # one file per video, whatever its clips
@@ -189,7 +216,8 @@ def extract(args: argparse.Namespace) -> int:
 
             save_file({"features": features.contiguous()}, str(path))
         written += 1
-    meta = {"feature_fps": args.fps, "feature_dim": dim, "extractor": args.extractor, "frame_size": list(size)}
+    meta = {"feature_fps": args.fps, "feature_dim": dim, "extractor": args.extractor, "frame_size": list(size),
+            "extractor_overrides": args.set}
     (out_dir / "features.json").parent.mkdir(parents=True, exist_ok=True)
     (out_dir / "features.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"wrote {written} feature file(s) of dim {dim} to {out_dir}; train with: data=features "
@@ -229,7 +257,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     frames.add_argument("--clamp-end", action="store_true", help="data.clamp_to_video_end=true")
     features.add_argument("--out-dir", type=Path, required=True)
     features.add_argument("--fps", type=float, default=1.0, help="feature rows per second of video")
-    features.add_argument("--extractor", default="mean-patch", help="mean-patch | random-conv | module:factory")
+    features.add_argument("--extractor", default="mean-patch",
+                          help=f"mean-patch | random-conv | {' | '.join(PRETRAINED)} | module:factory")
+    features.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a field of conf/model/visual/<extractor>.yaml, e.g. name=facebook/dinov2-base")
     features.add_argument("--feature-dim", type=int, default=128, help="size of random-conv features")
     features.add_argument("--grid", type=int, default=4, help="mean-patch grid (3 * grid**2 features)")
     features.add_argument("--seed", type=int, default=0, help="random-conv weights")

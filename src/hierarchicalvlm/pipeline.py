@@ -13,9 +13,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from hierarchicalvlm.callbacks.summary import trainer_switches
 from hierarchicalvlm.data.base import VideoTextDataModule
+from hierarchicalvlm.text import tokenizer_factory
 from hierarchicalvlm.utils.checkpoint_io import AtomicCheckpointIO
 from hierarchicalvlm.utils.config_checks import validate_config
+from hierarchicalvlm.utils.rich_config import print_config_tree
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ def restore_vocab(datamodule: VideoTextDataModule, ckpt_path: Optional[str]) -> 
 def build(cfg: DictConfig) -> tuple[VideoTextDataModule, L.LightningModule, L.Trainer]:
     """Data module, model and trainer of a validated config."""
     datamodule: VideoTextDataModule = instantiate(cfg.data)
+    datamodule.tokenizer_factory = tokenizer_factory(cfg.model.get("text"))  # the text choice's tokenizer
     restore_vocab(datamodule, cfg.get("ckpt_path"))
     inputs = datamodule.model_inputs()
     model = instantiate(cfg.model, inputs=inputs, attention=instantiate(cfg.attention), _recursive_=False)
@@ -52,6 +56,7 @@ def build(cfg: DictConfig) -> tuple[VideoTextDataModule, L.LightningModule, L.Tr
         callbacks=callbacks,
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
+        **{key: value for key, value in trainer_switches(callbacks).items() if key not in cfg.trainer},
     )
     return datamodule, model, trainer
 
@@ -73,13 +78,15 @@ def run(cfg: DictConfig, on_build: Optional[Callable[[L.Trainer], None]] = None)
     ``on_build`` receives the trainer once it exists (the job wrapper reads its callbacks' measurements).
     """
     validate_config(cfg)
+    if cfg.get("extras", {}).get("print_config"):
+        print_config_tree(cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     if on_build is not None:
         on_build(trainer)
     log_config(trainer, model, cfg)
     output_dir = Path(cfg.paths.output_dir)
-    datamodule.save_vocab(output_dir / "checkpoints")
+    datamodule.save_vocab(output_dir / "tokenizer")  # beside, not in, checkpoints/ (Lightning warns on a used one)
 
     metrics: dict[str, float] = {}
     if cfg.get("train", True):

@@ -32,7 +32,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from hierarchicalvlm.text import WordTokenizer
+from hierarchicalvlm.text import TextTokenizer, TokenizerFactory, WordTokenizer, tokenizer_from_state
 
 IGNORE_INDEX = -100
 
@@ -94,7 +94,9 @@ class VideoTextDataModule(L.LightningDataModule):
         self.max_text_length = max_text_length
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
-        self.tokenizer: Optional[WordTokenizer] = None
+        self.tokenizer: Optional[TextTokenizer] = None
+        # builds the tokenizer from the training texts; the pipeline sets it from model.text (text/__init__.py)
+        self.tokenizer_factory: TokenizerFactory = WordTokenizer.build
         self.answers: list[str] = []
         self.splits: dict[str, Dataset] = {}
 
@@ -128,7 +130,7 @@ class VideoTextDataModule(L.LightningDataModule):
         self.splits = self.build_splits()
         if self.tokenizer is None:
             texts, answers = self.texts_for_vocab()
-            self.tokenizer = WordTokenizer.build(texts)
+            self.tokenizer = self.tokenizer_factory(texts)
             self.answers = sorted(set(answers))
 
     def model_inputs(self) -> dict[str, Any]:
@@ -206,11 +208,12 @@ class VideoTextDataModule(L.LightningDataModule):
 
     # --- vocabularies travel with checkpoints -------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"vocab": self.tokenizer.vocab if self.tokenizer else None, "answers": self.answers}
+        return {"vocab": getattr(self.tokenizer, "vocab", None), "answers": self.answers,
+                "tokenizer": self.tokenizer.state() if self.tokenizer else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("vocab"):
-            self.tokenizer = WordTokenizer(state["vocab"])
+        if state.get("vocab") or state.get("tokenizer"):
+            self.tokenizer = tokenizer_from_state(state)
             self.answers = list(state["answers"])
 
     def save_vocab(self, directory: str | Path) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 
 from hierarchicalvlm.data.base import IGNORE_INDEX
 
+from .text_backbone import build_text_encoder
 from .text_encoder import TextEncoder
 from .video_encoder import AttentionFactory, HierarchicalVideoEncoder
 
@@ -30,6 +31,8 @@ class HierarchicalVLM(nn.Module):
         inputs: what the data module reports (``DataModule.model_inputs()``): input kind and shape,
             ``vocab_size`` and ``num_answers``.
         attention: factory ``attention(dim=..., num_heads=...)`` for the level-2 mixers (from ``conf/attention``).
+        visual, text: the encoder choices ``model.visual`` / ``model.text`` (``conf/model/{visual,text}``); None:
+            patches and words learned from scratch.
     """
 
     def __init__(
@@ -49,15 +52,18 @@ class HierarchicalVLM(nn.Module):
         embed_dim: int = 64,
         max_text_length: int = 64,
         activation_checkpointing: bool = False,
+        visual: Optional[dict[str, Any]] = None,
+        text: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
         self.video = HierarchicalVideoEncoder(
             inputs, attention, dim=dim, num_heads=num_heads, patch_size=patch_size,
             level1_depth=level1_depth, level2_depth=level2_depth, memory_enabled=memory_enabled,
             clip_frames=clip_frames, mlp_ratio=mlp_ratio, dropout=dropout,
-            activation_checkpointing=activation_checkpointing,
+            activation_checkpointing=activation_checkpointing, visual=visual,
         )
-        self.text = TextEncoder(inputs["vocab_size"], dim, num_heads, text_depth, max_text_length, mlp_ratio, dropout)
+        self.text = build_text_encoder(text, inputs["vocab_size"], dim) or TextEncoder(
+            inputs["vocab_size"], dim, num_heads, text_depth, max_text_length, mlp_ratio, dropout)
         self.video_proj = nn.Linear(dim, embed_dim)
         self.text_proj = nn.Linear(dim, embed_dim)
         # log(1/0.07), CLIP's initial temperature; shape (1,) because FSDP cannot shard 0-d parameters

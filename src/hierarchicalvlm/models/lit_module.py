@@ -9,12 +9,13 @@ from typing import Any, Optional
 import lightning as L
 import torch
 from lightning.pytorch.strategies import FSDPStrategy
-from torchmetrics import MeanMetric
+from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from hierarchicalvlm.attention.linear.performer import step_feature_redraws
 from hierarchicalvlm.data.base import IGNORE_INDEX
 
+from .backbones import Backbone
 from .breakdown import AccuracyBreakdown
 from .hierarchical_vlm import HierarchicalVLM, contrastive_loss, qa_loss
 from .metrics import CrossModalRecall
@@ -53,6 +54,7 @@ class HierarchicalVLMModule(L.LightningModule):
         depth_buckets: validation/test accuracy is also logged per bucket of evidence depth
             (``<stage>/qa_acc/depth_<k>``, and per family ``<stage>/qa_acc/<family>/depth_<k>``) where the data
             gives each sample a depth (the embedded task does).
+        visual, text: the encoder choices (``conf/model/visual``, ``conf/model/text``); None: from scratch.
     """
 
     def __init__(
@@ -65,10 +67,12 @@ class HierarchicalVLMModule(L.LightningModule):
         loss: dict[str, float],
         compile: bool = False,
         depth_buckets: int = 10,
+        visual: Optional[dict[str, Any]] = None,
+        text: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["attention"])
-        self.net = HierarchicalVLM(inputs, attention, **net)
+        self.net = HierarchicalVLM(inputs, attention, **net, visual=visual, text=text)
         self.compile_net = compile
         num_answers = inputs["num_answers"]
         self.task_names: list[str] = list(inputs.get("tasks") or [])
@@ -77,7 +81,6 @@ class HierarchicalVLMModule(L.LightningModule):
             setattr(self, f"{stage}_recall", CrossModalRecall())
             # QA accuracy per task family and per depth bucket (logged as <stage>/qa_acc/<family>, .../depth_<k>)
             setattr(self, f"{stage}_breakdown", AccuracyBreakdown(self.task_names, depth_buckets, IGNORE_INDEX))
-        self.train_loss = MeanMetric()
         self.skipped_samples = 0
 
     @property
@@ -188,14 +191,18 @@ class HierarchicalVLMModule(L.LightningModule):
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
+        opt_cfg = self.hparams.optimizer
+        # fine-tuned pretrained backbones learn at lr_scale x lr (model.visual/text.lr_scale)
+        lr_scale = {id(p): m.lr_scale for m in self.net.modules() if isinstance(m, Backbone) for p in m.parameters()}
+        groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
         for name, param in self.net.named_parameters():
             if not param.requires_grad:
                 continue
-            (no_decay if param.ndim < 2 or "pos" in name or "summary" in name else decay).append(param)
-        opt_cfg = self.hparams.optimizer
+            decays = not (param.ndim < 2 or "pos" in name or "summary" in name)
+            groups.setdefault((decays, lr_scale.get(id(param), 1.0)), []).append(param)
         optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": opt_cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": params, "weight_decay": opt_cfg["weight_decay"] if decays else 0.0, "lr": opt_cfg["lr"] * scale}
+             for (decays, scale), params in sorted(groups.items(), key=lambda item: (not item[0][0], -item[0][1]))],
             lr=opt_cfg["lr"],
             betas=tuple(opt_cfg.get("betas", (0.9, 0.999))),
         )

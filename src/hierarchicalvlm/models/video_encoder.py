@@ -17,6 +17,8 @@ from torch.utils.checkpoint import checkpoint
 
 from hierarchicalvlm.attention import AttentionBlock, CrossMemoryAttention, FullAttention, SequenceMixer
 
+from .visual_backbone import build_visual_adapter
+
 AttentionFactory = Callable[..., SequenceMixer]
 
 
@@ -78,7 +80,11 @@ class FeatureAdapter(nn.Module):
         return self.proj(features).unsqueeze(2)
 
 
-def make_input_adapter(inputs: dict[str, Any], patch_size: int, dim: int) -> nn.Module:
+def make_input_adapter(inputs: dict[str, Any], patch_size: int, dim: int, visual: Optional[dict[str, Any]] = None
+                       ) -> nn.Module:
+    pretrained = build_visual_adapter(visual, inputs, dim)  # conf/model/visual: a pretrained image encoder
+    if pretrained is not None:
+        return pretrained
     if inputs["kind"] == "pixels":
         return PixelAdapter(tuple(inputs["frame_shape"]), patch_size, dim)
     if inputs["kind"] == "features":
@@ -109,12 +115,13 @@ class HierarchicalVideoEncoder(nn.Module):
         mlp_ratio: float = 2.0,
         dropout: float = 0.0,
         activation_checkpointing: bool = False,
+        visual: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
         self.dim = dim
         self.clip_frames = clip_frames
         self.activation_checkpointing = activation_checkpointing
-        self.adapter = make_input_adapter(inputs, patch_size, dim)
+        self.adapter = make_input_adapter(inputs, patch_size, dim, visual)
         self.tokens_per_frame = self.adapter.tokens_per_frame
         # Normalised patch tokens plus a small learnable share of the time signal: raw pixels of tiny objects
         # embed to small vectors, and an unscaled sin/cos (norm ~sqrt(dim/2)) would drown them.

@@ -84,6 +84,8 @@ def tokens_per_frame(cfg: DictConfig) -> int | None:
     """Level-2 tokens per frame implied by the config (None when the data kind is not known statically)."""
     if OmegaConf.select(cfg, "data.feature_root", default=None) is not None:
         return 1
+    if OmegaConf.select(cfg, "model.visual.kind", default="patch") == "hf":  # a pretrained image encoder
+        return max(1, int(OmegaConf.select(cfg, "model.visual.grid", default=0)) ** 2)
     frame_size = OmegaConf.select(cfg, "data.frame_size", default=None)
     if frame_size is None:
         return None

@@ -67,3 +67,6 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+# ${hvlm.choices_help:} of `train.py --help` (conf/hydra/help/train.yaml) registers itself on import
+import hierarchicalvlm.utils.help  # noqa: E402,F401
