@@ -52,13 +52,14 @@ def _differences(prefix: str, saved: dict[str, Any], current: dict[str, Any], ig
             for k in keys if saved.get(k, missing) != current.get(k, missing)]
 
 
-def check_model_identity(checkpoint: dict[str, Any], cfg: DictConfig, path: str) -> None:
-    """Refuse ``checkpoint`` (read from ``path``) when its attention or network differs from ``cfg``'s.
+def check_model_identity(checkpoint: dict[str, Any], cfg: DictConfig | dict[str, Any], path: str) -> None:
+    """Refuse ``checkpoint`` (read from ``path``) when its attention or network differs from the run's (``cfg``,
+    or its :func:`model_identity`).
 
     A checkpoint written before the identity was recorded is checked on its network config alone (from its
     hyper-parameters), with a warning that its attention cannot be verified.
     """
-    current = model_identity(cfg)
+    current = model_identity(cfg) if isinstance(cfg, DictConfig) else cfg
     saved: Optional[dict[str, Any]] = checkpoint.get(IDENTITY_KEY)
     problems: list[str] = []
     if saved is None:
