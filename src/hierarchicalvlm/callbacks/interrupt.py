@@ -2,7 +2,7 @@
 
 A job runs inside :func:`signals_handled`. While a run trains (:class:`GracefulStop` is in every trainer the
 pipeline builds), the first SIGTERM or SIGINT only raises a flag; the run stops at the next safe point (the end
-of the training batch, or of the validation it is in), writes ``checkpoints/last.ckpt`` at that step and raises
+of the training batch; of the epoch, after its validation and checkpoints, for its last batch), writes ``checkpoints/last.ckpt`` at that step and raises
 :class:`RunInterrupted`. A second signal, or a signal outside training (data set-up, testing), raises it at once.
 The job wrapper records the job as ``interrupted`` (a sweep resumes it the next time the command runs) and
 ``train.py`` exits with 143 (SIGTERM) or 130 (SIGINT); in a multirun this ends the sweep.
@@ -130,14 +130,17 @@ class GracefulStop(Checkpoint):
         log.warning("saved %s at step %d after %s", self.last_path, trainer.global_step, signal.Signals(signum).name)
         raise RunInterrupted(signum, trainer.global_step, self.last_path)
 
+    # After an epoch's last batch come its validation and the epoch-end checkpoints: a run stopped before them
+    # would skip them on resume, so it stops at the epoch's end instead. A validation within the epoch
+    # (val_check_interval < 1) is followed by its checkpoints at once, and the run stops after them.
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        # After an epoch's last batch its validation comes first: a checkpoint taken here would skip it on resume
         if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
             self._stop_if_signalled(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+        within_epoch = not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and within_epoch:
             self._stop_if_signalled(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

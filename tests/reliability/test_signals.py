@@ -1,0 +1,69 @@
+"""SIGTERM and SIGINT stop a run after the current step with last.ckpt saved there, the summary says
+``interrupted``, the exit status is 143 / 130, and in a sweep the job resumes on the next run of the command
+(issue 13: exit 0 and a stale last.ckpt, a summary left ``running``, a sweep that went on to the next job)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from hierarchicalvlm.ablation.job import AblationJob
+from hierarchicalvlm.ablation.summary import read_summary
+from hierarchicalvlm.callbacks.interrupt import STATE, RunInterrupted, _handler, signals_handled
+from hierarchicalvlm.cli import run_job
+from hierarchicalvlm.utils.checkpoint_io import read_checkpoint
+
+from .conftest import HERE, job_config
+
+
+def send(step: int, signum: int) -> list[str]:
+    return [f"+callbacks.signal._target_={HERE}.SendSignal", f"+callbacks.signal.step={step}",
+            f"+callbacks.signal.signum={int(signum)}"]
+
+
+def test_sigterm_saves_the_current_step_and_exits_143(tmp_path: Path, capsys) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    # sent as the epoch's last step (2) starts: the run finishes that step and the epoch's validation, then stops
+    with pytest.raises(SystemExit) as exit_:
+        run_job(job_config(tmp_path, *send(2, signal.SIGTERM)))
+    assert exit_.value.code == 143 and signal.getsignal(signal.SIGTERM) is before
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert "interrupted by SIGTERM at step 3" in capsys.readouterr().err
+    assert read_checkpoint(last)["global_step"] == 3 and list((tmp_path / "checkpoints").glob("epoch_000.ckpt"))
+    summary = read_summary(tmp_path)
+    assert summary["status"] == "interrupted" and "SIGTERM" in summary["error"]["message"]
+
+
+def test_sigint_in_a_sweep_stops_it_and_the_next_run_resumes_the_job(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_:  # raised, not recorded as failed: the sweep stops here
+        run_job(job_config(tmp_path, *send(1, signal.SIGINT), multirun=True))
+    assert exit_.value.code == 130
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert read_checkpoint(last)["global_step"] == 2  # mid-epoch: the step the signal arrived in, finished
+    assert read_summary(tmp_path)["status"] == "interrupted"
+
+    resumed = []
+    AblationJob(job_config(tmp_path, multirun=True), lambda cfg, on_build=None: resumed.append(cfg.ckpt_path) or {}).execute()
+    summary = read_summary(tmp_path)
+    assert resumed == [str(last)] and summary["attempt"] == 2 and summary["status"] == "completed"
+
+
+def test_outside_training_a_signal_stops_at_once() -> None:
+    with signals_handled(), pytest.raises(RunInterrupted) as err:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+    assert err.value.exit_code == 143 and "outside training" in str(err.value)
+
+
+def test_a_second_signal_during_training_stops_at_once() -> None:
+    with signals_handled():
+        STATE.training = True
+        _handler(signal.SIGINT, None)  # the first one only asks to stop after the step
+        assert STATE.received == signal.SIGINT
+        with pytest.raises(RunInterrupted) as err:
+            _handler(signal.SIGINT, None)
+    assert err.value.exit_code == 130 and STATE.received is None and not STATE.training
