@@ -25,25 +25,32 @@ def send(step: int, signum: int) -> list[str]:
             f"+callbacks.signal.signum={int(signum)}"]
 
 
-def test_sigterm_saves_the_current_step_and_exits_143(tmp_path: Path, capsys) -> None:
-    before = signal.getsignal(signal.SIGTERM)
-    # sent as the epoch's last step (2) starts: the run finishes that step and the epoch's validation, then stops
+# (signal, step it is sent at, steps done when the run stops): SIGTERM as the epoch's last step (2) starts: the run
+# finishes that step, the epoch's validation and its checkpoints, then stops; SIGINT mid-epoch stops after the step
+SINGLE_RUN = {"SIGTERM": (signal.SIGTERM, 2, 3, 143), "SIGINT": (signal.SIGINT, 1, 2, 130)}
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_RUN))
+def test_a_signal_saves_the_current_step_and_exits_128_plus_its_number(name: str, tmp_path: Path, capsys) -> None:
+    signum, step, done, code = SINGLE_RUN[name]
+    before = signal.getsignal(signum)
     with pytest.raises(SystemExit) as exit_:
-        run_job(job_config(tmp_path, *send(2, signal.SIGTERM)))
-    assert exit_.value.code == 143 and signal.getsignal(signal.SIGTERM) is before
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    assert "interrupted by SIGTERM at step 3" in capsys.readouterr().err
-    assert read_checkpoint(last)["global_step"] == 3 and list((tmp_path / "checkpoints").glob("epoch_000.ckpt"))
+        run_job(job_config(tmp_path, *send(step, signum)))
+    assert exit_.value.code == code and signal.getsignal(signum) is before
+    assert f"interrupted by {name} at step {done}" in capsys.readouterr().err
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == done
+    if done == 3:  # the end-of-epoch checkpoint was written before stopping
+        assert (tmp_path / "checkpoints" / "epoch_000.ckpt").is_file()
     summary = read_summary(tmp_path)
-    assert summary["status"] == "interrupted" and "SIGTERM" in summary["error"]["message"]
+    assert summary["status"] == "interrupted" and name in summary["error"]["message"]
 
 
-def test_sigint_in_a_sweep_stops_it_and_the_next_run_resumes_the_job(tmp_path: Path) -> None:
+def test_sigterm_stops_a_sweep_and_its_next_run_resumes_the_job(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_:  # raised, not recorded as failed: the sweep stops here
-        run_job(job_config(tmp_path, *send(1, signal.SIGINT), multirun=True))
-    assert exit_.value.code == 130
+        run_job(job_config(tmp_path, *send(0, signal.SIGTERM), multirun=True))
+    assert exit_.value.code == 143
     last = tmp_path / "checkpoints" / "last.ckpt"
-    assert read_checkpoint(last)["global_step"] == 2  # mid-epoch: the step the signal arrived in, finished
+    assert read_checkpoint(last)["global_step"] == 1
     assert read_summary(tmp_path)["status"] == "interrupted"
 
     resumed = []
