@@ -15,9 +15,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..conftest import TINY, compose_config
 
-# TINY, plus: 3 training and 1 validation batch per epoch, no FLOP counting (seconds on a loaded CPU), no test
-FAST = [*TINY, "debug=limit", "trainer.limit_val_batches=1", "callbacks.throughput=null", "test=false",
-        "trainer.log_every_n_steps=1"]
+# TINY, plus: 2 training and 1 validation batch per epoch (2 epochs), no FLOP counting, no test, every step logged
+FAST = [*TINY, "debug=limit", "data.num_train=16", "trainer.limit_val_batches=1", "callbacks.throughput=null",
+        "test=false", "trainer.log_every_n_steps=1"]
 HERE = "tests.reliability.conftest"
 
 

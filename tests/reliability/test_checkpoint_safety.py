@@ -4,6 +4,7 @@ checkpoint resumed silently as ``strided``)."""
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -78,20 +79,27 @@ VARIANTS = {
     "strided": ["attention=strided"],
     "local_global": ["attention=local_global", "attention.window_size=8"],
     "local": ["attention=local", "attention.window_size=8"],
-    "wide": ["model.net.dim=64"],
-    "full, other kernel, activation checkpointing": ["attention.backend=math", "model.net.activation_checkpointing=true"],
 }
+
+
+def changed(identity: dict, part: str, **values) -> dict:
+    """``identity`` with ``values`` set in its network config (``part="net"``) or attention settings."""
+    section = identity["net"] if part == "net" else identity["attention"]["config"]
+    new = copy.deepcopy(identity)
+    (new["net"] if part == "net" else new["attention"]["config"]).update(values)
+    assert all(k in section for k in values)
+    return new
 
 
 @pytest.fixture(scope="module")
 def identities(tmp_path_factory) -> dict[str, dict]:
     """What a checkpoint of each variant records (each composed once: composing is the slow part)."""
     out = tmp_path_factory.mktemp("identities")
-    return {name: model_identity(compose_config([*FAST, *overrides], out)) for name, overrides in VARIANTS.items()}
-
-
-def saved_identity(tmp_path: Path, *overrides: str) -> dict:
-    return {"state_dict": {}, IDENTITY_KEY: model_identity(compose_config([*FAST, *overrides], tmp_path))}
+    found = {name: model_identity(compose_config([*FAST, *overrides], out)) for name, overrides in VARIANTS.items()}
+    found["wide"] = changed(found["full"], "net", dim=64)
+    found["full, other kernel, activation checkpointing"] = changed(
+        changed(found["full"], "attention", backend="math"), "net", activation_checkpointing=True)
+    return found
 
 
 MISMATCHES = {
@@ -115,9 +123,10 @@ def test_runtime_only_settings_may_differ(identities) -> None:
                          "trained.ckpt")
 
 
-def test_resuming_or_evaluating_another_model_stops_before_anything_is_built(tmp_path: Path, no_build) -> None:
+def test_resuming_or_evaluating_another_model_stops_before_anything_is_built(tmp_path: Path, identities,
+                                                                             no_build) -> None:
     ckpt = tmp_path / "trained.ckpt"
-    torch.save(saved_identity(tmp_path, "attention=full"), ckpt)
+    torch.save({"state_dict": {}, IDENTITY_KEY: identities["full"]}, ckpt)
     for mode in (["train=true"], ["train=false", "test=true"]):
         with pytest.raises(CheckpointError, match=f"ckpt_path {ckpt} holds a different model.*'full'.*'strided'"):
             run(compose_config([*FAST, "attention=strided", *mode, f"ckpt_path={ckpt}"], tmp_path))

@@ -25,9 +25,10 @@ def send(step: int, signum: int) -> list[str]:
             f"+callbacks.signal.signum={int(signum)}"]
 
 
-# (signal, step it is sent at, steps done when the run stops): SIGTERM as the epoch's last step (2) starts: the run
-# finishes that step, the epoch's validation and its checkpoints, then stops; SIGINT mid-epoch stops after the step
-SINGLE_RUN = {"SIGTERM": (signal.SIGTERM, 2, 3, 143), "SIGINT": (signal.SIGINT, 1, 2, 130)}
+# (signal, step it is sent at, steps done when the run stops, exit status). Epochs have 2 steps. SIGTERM as the
+# epoch's last step (1) starts: the run finishes that step, the epoch's validation and its checkpoints, then
+# stops; SIGINT as the first step starts (mid-epoch): the run stops after that step.
+SINGLE_RUN = {"SIGTERM": (signal.SIGTERM, 1, 2, 143), "SIGINT": (signal.SIGINT, 0, 1, 130)}
 
 
 @pytest.mark.parametrize("name", sorted(SINGLE_RUN))
@@ -39,7 +40,7 @@ def test_a_signal_saves_the_current_step_and_exits_128_plus_its_number(name: str
     assert exit_.value.code == code and signal.getsignal(signum) is before
     assert f"interrupted by {name} at step {done}" in capsys.readouterr().err
     assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == done
-    if done == 3:  # the end-of-epoch checkpoint was written before stopping
+    if done == 2:  # the end-of-epoch checkpoint was written before stopping
         assert (tmp_path / "checkpoints" / "epoch_000.ckpt").is_file()
     summary = read_summary(tmp_path)
     assert summary["status"] == "interrupted" and name in summary["error"]["message"]
