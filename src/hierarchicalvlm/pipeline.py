@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
@@ -87,8 +87,12 @@ def use_fork_for_data_workers() -> None:
 def reliability_callbacks(cfg: DictConfig, configured: list[Any]) -> list[Any]:
     """The callbacks every run gets whatever ``callbacks=`` says (see the module docstring)."""
     extra: list[Any] = [] if any(isinstance(c, NonFiniteGuard) for c in configured) else [NonFiniteGuard()]
-    last = Path(str(cfg.paths.output_dir)) / "checkpoints" / "last.ckpt"
-    return extra + [RecordModelIdentity(model_identity(cfg)), FaithfulResume(cfg.seed), GracefulStop(last)]
+    extra += [RecordModelIdentity(model_identity(cfg)), FaithfulResume(cfg.seed)]
+    if cfg.trainer.get("enable_checkpointing", True) is not False:  # (a one-step probe sets it: nothing to save)
+        if not any(isinstance(c, Checkpoint) for c in configured):
+            extra.append(ModelCheckpoint())  # what Lightning adds when no checkpoint callback is configured
+        extra.append(GracefulStop(Path(str(cfg.paths.output_dir)) / "checkpoints" / "last.ckpt"))
+    return extra
 
 
 def build(cfg: DictConfig, checkpoint: Optional[dict[str, Any]] = None

@@ -26,6 +26,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ class FaithfulResume(Callback):
         }
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn != TrainerFn.FITTING:  # testing a checkpoint: nothing to resume
+            return
         self._resume = checkpoint.get(RESUME_KEY)
         if self._resume is None:
             log.warning("the checkpoint does not record its data position and random states (written before "
