@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCh
 from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
-from hierarchicalvlm.callbacks.interrupt import GracefulStop, raise_if_signalled
+from hierarchicalvlm.callbacks.interrupt import GracefulStop, raise_if_signalled, shield_data_workers
 from hierarchicalvlm.callbacks.model_identity import RecordModelIdentity, check_model_identity, model_identity
 from hierarchicalvlm.callbacks.nonfinite import NonFiniteGuard
 from hierarchicalvlm.callbacks.resume import FaithfulResume
@@ -99,6 +99,7 @@ def build(cfg: DictConfig, checkpoint: Optional[dict[str, Any]] = None
           ) -> tuple[VideoTextDataModule, L.LightningModule, L.Trainer]:
     """Data module, model and trainer of a validated config (``checkpoint``: the opened ``ckpt_path``)."""
     datamodule: VideoTextDataModule = instantiate(cfg.data)
+    shield_data_workers(datamodule)  # a signal to the process group must not kill the data workers mid-step
     restore_vocab(datamodule, checkpoint)
     inputs = datamodule.model_inputs()
     # plain containers as hyper-parameters: a checkpoint must load with weights_only=True

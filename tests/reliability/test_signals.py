@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from hierarchicalvlm.ablation.job import AblationJob
 from hierarchicalvlm.ablation.summary import read_summary
-from hierarchicalvlm.callbacks.interrupt import STATE, RunInterrupted, _handler, signals_handled
+from hierarchicalvlm.callbacks.interrupt import STATE, RunInterrupted, _handler, shield_data_workers, signals_handled
 from hierarchicalvlm.cli import run_job
 from hierarchicalvlm.utils.checkpoint_io import read_checkpoint
 
@@ -75,3 +76,26 @@ def test_a_second_signal_during_training_stops_at_once() -> None:
         with pytest.raises(RunInterrupted) as err:
             _handler(signal.SIGINT, None)
     assert err.value.exit_code == 130 and STATE.received is None and not STATE.training
+
+
+class SignalsItsWorker(torch.utils.data.Dataset):
+    """Each item sends SIGTERM to the process loading it, as ``timeout`` or SLURM signal a whole process group."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return index
+
+
+def test_data_workers_survive_a_signal_to_the_process_group() -> None:
+    class DataModule:
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(SignalsItsWorker(), batch_size=2, num_workers=1,
+                                               multiprocessing_context="fork")
+
+    datamodule = DataModule()
+    shield_data_workers(datamodule)
+    # before, the worker died and the main process raised "DataLoader worker ... exited unexpectedly"
+    assert [b.tolist() for b in datamodule.train_dataloader()] == [[0, 1], [2, 3]]

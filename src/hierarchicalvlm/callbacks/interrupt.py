@@ -11,6 +11,7 @@ The job wrapper records the job as ``interrupted`` (a sweep resumes it the next 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -96,6 +97,50 @@ def raise_if_signalled() -> None:
     """Raise :class:`RunInterrupted` if a signal arrived (e.g. during the last training step) and was deferred."""
     if STATE.received is not None:
         raise RunInterrupted(STATE.received)
+
+
+class _IgnoreStopSignals:
+    """A data-loader ``worker_init_fn`` that makes the worker ignore SIGTERM and SIGINT, then runs ``inner``.
+
+    ``timeout``, SLURM and Ctrl-C signal the whole process group: a worker killed by the signal made the main
+    process fail at its next batch ("DataLoader worker exited unexpectedly"), before it could save. Ignoring
+    them leaves the stop to the main process, which shuts its workers down as it exits (and a worker whose main
+    process is gone exits by itself)."""
+
+    def __init__(self, inner: Optional[Any]) -> None:
+        self.inner = inner
+
+    def __call__(self, worker_id: int) -> None:
+        for signum in HANDLED:
+            signal.signal(signum, signal.SIG_IGN)
+        if self.inner is not None:
+            self.inner(worker_id)
+
+
+def shield_data_workers(datamodule: Any) -> None:
+    """Make the workers of every loader ``datamodule`` returns ignore SIGTERM/SIGINT (:class:`_IgnoreStopSignals`).
+
+    Lightning gives a loader without ``worker_init_fn`` its seeding function when ``seed_everything(workers=True)``
+    ran; that function is kept, inside ours."""
+    from functools import partial
+
+    from lightning.fabric.utilities.seed import pl_worker_init_function
+
+    def shielded(make: Any) -> Any:
+        def loader_fn() -> Any:
+            loader = make()
+            if getattr(loader, "num_workers", 0) > 0 and not isinstance(loader.worker_init_fn, _IgnoreStopSignals):
+                inner = loader.worker_init_fn
+                if inner is None and int(os.environ.get("PL_SEED_WORKERS", 0)):
+                    trainer = getattr(datamodule, "trainer", None)
+                    inner = partial(pl_worker_init_function, rank=trainer.global_rank if trainer is not None else 0)
+                loader.worker_init_fn = _IgnoreStopSignals(inner)
+            return loader
+        return loader_fn
+
+    for name in ("train_dataloader", "val_dataloader", "test_dataloader", "predict_dataloader"):
+        if hasattr(datamodule, name):
+            setattr(datamodule, name, shielded(getattr(datamodule, name)))
 
 
 class GracefulStop(Checkpoint):
