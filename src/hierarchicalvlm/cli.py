@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 import hierarchicalvlm.utils.resolvers  # noqa: F401  (registers ${hvlm.*} resolvers)
-from hierarchicalvlm.ablation.job import AblationJob
+from hierarchicalvlm.ablation.job import AblationJob, JobBusyError
+from hierarchicalvlm.callbacks.interrupt import RunInterrupted
+from hierarchicalvlm.callbacks.nonfinite import NonFiniteError
 from hierarchicalvlm.pipeline import run
 from hierarchicalvlm.utils.config_checks import ConfigError
 
@@ -32,15 +34,26 @@ def print_metrics(metrics: dict[str, float]) -> None:
 def run_job(cfg: DictConfig) -> Optional[float]:
     """Run one job and record it in ``<output_dir>/summary.json``.
 
-    A single run that fails raises (a config mistake prints one line and exits with status 2, no
-    traceback); in a multirun the failure is recorded and the sweep goes on (returns None).
+    Exit statuses of a single run: 2 for a config mistake (including an unusable ``ckpt_path``), 1 for a run
+    that diverged (non-finite loss) or whose folder another process holds, each with one line and no traceback;
+    143 / 130 when SIGTERM / SIGINT stopped it (``last.ckpt`` saved at that step). Other failures raise. In a
+    multirun a failed or diverged job is recorded and the sweep goes on (returns None); a signal ends the sweep.
     """
     try:
         outcome = AblationJob(cfg, run).execute()
     except ConfigError as err:
-        log.error("config error: %s", err)
-        print(f"config error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _exit(2, f"config error: {err}")
+    except (NonFiniteError, JobBusyError) as err:
+        _exit(1, f"{'diverged' if isinstance(err, NonFiniteError) else 'error'}: {err}")
+    except RunInterrupted as err:
+        _exit(err.exit_code, f"{err}; resume with ckpt_path=<run folder>/checkpoints/last.ckpt "
+                             "(a sweep resumes by itself when the same command runs again)")
     if outcome.status == "completed":
         print_metrics(outcome.metrics)
     return outcome.metrics.get(OBJECTIVE)
+
+
+def _exit(code: int, message: str) -> None:
+    log.error(message)
+    print(message, file=sys.stderr)
+    sys.exit(code)

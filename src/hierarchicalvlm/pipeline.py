@@ -1,8 +1,16 @@
-"""One training/evaluation job from a composed Hydra config: validate, build, fit, test, report."""
+"""One training/evaluation job from a composed Hydra config: validate, build, fit, test, report.
+
+Every trainer built here also carries the reliability callbacks that no config can remove: the checkpoint
+records its model (:mod:`.callbacks.model_identity`), resume is faithful (:mod:`.callbacks.resume`), signals
+stop at a step boundary with a checkpoint (:mod:`.callbacks.interrupt`), and a non-finite loss stops the run
+(:mod:`.callbacks.nonfinite`; configured in ``conf/callbacks/default.yaml``, added with its defaults if absent).
+A ``ckpt_path`` is opened weights-only and checked against the configured model before anything is built.
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -10,13 +18,19 @@ from typing import Any, Callable, Optional
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import Checkpoint, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
+from hierarchicalvlm.callbacks.interrupt import GracefulStop, raise_if_signalled, shield_data_workers
+from hierarchicalvlm.callbacks.model_identity import RecordModelIdentity, check_model_identity, model_identity
+from hierarchicalvlm.callbacks.nonfinite import NonFiniteGuard
+from hierarchicalvlm.callbacks.resume import FaithfulResume
 from hierarchicalvlm.callbacks.summary import trainer_switches
 from hierarchicalvlm.data.base import VideoTextDataModule
 from hierarchicalvlm.text import tokenizer_factory
-from hierarchicalvlm.utils.checkpoint_io import AtomicCheckpointIO
+from hierarchicalvlm.utils.checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from hierarchicalvlm.utils.config_checks import validate_config
 from hierarchicalvlm.utils.rich_config import print_config_tree
 
@@ -30,30 +44,79 @@ def instantiate_group(group: Optional[DictConfig]) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if isinstance(entry, DictConfig) and "_target_" in entry]
 
 
-def restore_vocab(datamodule: VideoTextDataModule, ckpt_path: Optional[str]) -> None:
+def open_checkpoint(cfg: DictConfig) -> Optional[dict[str, Any]]:
+    """The ``ckpt_path`` checkpoint (weights-only, memory-mapped), refused with one clear line when it is
+    unreadable or holds another model than the config builds; None without ``ckpt_path``."""
+    path = cfg.get("ckpt_path")
+    if not path:
+        return None
+    checkpoint = read_checkpoint(path)
+    check_model_identity(checkpoint, cfg, str(path))
+    return checkpoint
+
+
+def restore_vocab(datamodule: VideoTextDataModule, checkpoint: Optional[dict[str, Any]]) -> None:
     """Load the checkpoint's vocabularies into the data module so ids match the trained model."""
-    if not ckpt_path:
-        return
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    state = checkpoint.get(type(datamodule).__qualname__)
+    state = (checkpoint or {}).get(type(datamodule).__qualname__)
     if state:
         datamodule.load_state_dict(state)
 
 
-def build(cfg: DictConfig) -> tuple[VideoTextDataModule, L.LightningModule, L.Trainer]:
-    """Data module, model and trainer of a validated config."""
+def keep_previous_logs(loggers: list[Logger]) -> None:
+    """Move an earlier attempt's ``metrics.csv`` aside (``metrics.1.csv``, ``metrics.2.csv``…): Lightning's CSV
+    logger deletes the file it finds, so a resumed job would lose the steps logged before it stopped."""
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return
+    for logger in loggers:
+        if not isinstance(logger, CSVLogger):
+            continue
+        current = Path(logger.log_dir) / "metrics.csv"
+        if current.is_file():
+            n = 1
+            while (current.parent / f"metrics.{n}.csv").exists():
+                n += 1
+            current.rename(current.parent / f"metrics.{n}.csv")
+            log.info("kept the earlier attempt's %s as metrics.%d.csv", current, n)
+
+
+def use_fork_for_data_workers() -> None:
+    """Inside a joblib sweep worker (``hydra/launcher=joblib``) the default start method is loky's, which pickles
+    what a data worker needs (the data module, and through it the trainer) and fails; start the data workers by
+    fork, as a plain run does on Linux."""
+    if multiprocessing.get_start_method(allow_none=True) == "loky" and "fork" in multiprocessing.get_all_start_methods():
+        multiprocessing.set_start_method("fork", force=True)
+
+
+def reliability_callbacks(cfg: DictConfig, configured: list[Any]) -> list[Any]:
+    """The callbacks every run gets whatever ``callbacks=`` says (see the module docstring)."""
+    extra: list[Any] = [] if any(isinstance(c, NonFiniteGuard) for c in configured) else [NonFiniteGuard()]
+    extra += [RecordModelIdentity(model_identity(cfg)), FaithfulResume(cfg.seed)]
+    if cfg.trainer.get("enable_checkpointing", True) is not False:  # (a one-step probe sets it: nothing to save)
+        if not any(isinstance(c, Checkpoint) for c in configured):
+            extra.append(ModelCheckpoint())  # what Lightning adds when no checkpoint callback is configured
+        extra.append(GracefulStop(Path(str(cfg.paths.output_dir)) / "checkpoints" / "last.ckpt"))
+    return extra
+
+
+def build(cfg: DictConfig, checkpoint: Optional[dict[str, Any]] = None
+          ) -> tuple[VideoTextDataModule, L.LightningModule, L.Trainer]:
+    """Data module, model and trainer of a validated config (``checkpoint``: the opened ``ckpt_path``)."""
     datamodule: VideoTextDataModule = instantiate(cfg.data)
     datamodule.tokenizer_factory = tokenizer_factory(cfg.model.get("text"))  # the text choice's tokenizer
-    restore_vocab(datamodule, cfg.get("ckpt_path"))
+    shield_data_workers(datamodule)  # a signal to the process group must not kill the data workers mid-step
+    restore_vocab(datamodule, checkpoint)
     inputs = datamodule.model_inputs()
-    model = instantiate(cfg.model, inputs=inputs, attention=instantiate(cfg.attention), _recursive_=False)
+    # plain containers as hyper-parameters: a checkpoint must load with weights_only=True
+    model = instantiate(cfg.model, inputs=inputs, attention=instantiate(cfg.attention), _recursive_=False,
+                        _convert_="all")
     loggers = instantiate_group(cfg.get("logger"))
+    keep_previous_logs(loggers)
     callbacks = instantiate_group(cfg.get("callbacks"))
     if not loggers:  # nothing to report learning rates to (logger=none): Lightning would refuse the monitor
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(
         cfg.trainer,
-        callbacks=callbacks,
+        callbacks=callbacks + reliability_callbacks(cfg, callbacks),
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         **{key: value for key, value in trainer_switches(callbacks).items() if key not in cfg.trainer},
@@ -80,8 +143,11 @@ def run(cfg: DictConfig, on_build: Optional[Callable[[L.Trainer], None]] = None)
     validate_config(cfg)
     if cfg.get("extras", {}).get("print_config"):
         print_config_tree(cfg, save_to=Path(cfg.paths.output_dir) / "config_tree.log")
+    checkpoint = open_checkpoint(cfg)
+    use_fork_for_data_workers()
     L.seed_everything(cfg.seed, workers=True)
-    datamodule, model, trainer = build(cfg)
+    datamodule, model, trainer = build(cfg, checkpoint)
+    del checkpoint  # Lightning reads the file again, fully, when it restores
     if on_build is not None:
         on_build(trainer)
     log_config(trainer, model, cfg)
@@ -90,19 +156,22 @@ def run(cfg: DictConfig, on_build: Optional[Callable[[L.Trainer], None]] = None)
 
     metrics: dict[str, float] = {}
     if cfg.get("train", True):
-        # our own checkpoints hold the (omegaconf) hyper-parameters, which weights_only loading refuses
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        raise_if_signalled()  # a signal during the last step: training is saved, the test is left for the resume
         metrics.update(metrics_of(trainer))
     if cfg.get("test", False):
         ckpt = cfg.get("ckpt_path") if not cfg.get("train", True) else best_checkpoint(trainer)
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         metrics.update(metrics_of(trainer))
     return metrics
 
 
 def best_checkpoint(trainer: L.Trainer) -> Optional[str]:
-    """The best checkpoint of this run, or None (test the weights in memory) when none was written."""
-    callback = trainer.checkpoint_callback
-    if isinstance(callback, ModelCheckpoint) and callback.best_model_path and os.path.exists(callback.best_model_path):
-        return callback.best_model_path
+    """The best checkpoint of this run (of its first ``ModelCheckpoint`` that monitors a metric, else its first
+    one), or None (test the weights in memory) when none was written."""
+    callbacks = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+    callbacks.sort(key=lambda c: c.monitor is None)
+    for callback in callbacks[:1]:
+        if callback.best_model_path and os.path.exists(callback.best_model_path):
+            return callback.best_model_path
     return None

@@ -129,10 +129,12 @@ def test_the_report_has_every_cell(resumed_sweep, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def failing_sweep(tmp_path_factory) -> SimpleNamespace:
     """experiment=long_seq_ablation shrunk to two jobs run in parallel by the joblib launcher, one of which runs
-    out of (simulated) memory; wandb offline."""
+    out of (simulated) memory; wandb offline; two data-loader workers per loader (issue 13: under joblib every
+    job failed with a pickle error as its workers started)."""
     logs = tmp_path_factory.mktemp("failing_sweep") / "logs"
     # paths.log_dir and logger are left out of the folder names by the experiment itself
-    tiny = ["data.num_train=24", "data.num_val=8", "data.num_test=8", "callbacks.throughput.warmup_steps=1"]
+    tiny = ["data.num_train=24", "data.num_val=8", "data.num_test=8", "callbacks.throughput.warmup_steps=1",
+            "data.num_workers=2"]
     keys = ["experiment", "sweep_name", "sweep_resume", "logger", "paths.log_dir", *(o.split("=")[0] for o in tiny)]
     args = ["-m", "experiment=long_seq_ablation", "attention=full,exploding", "data.num_frames=32",
             f"paths.log_dir={logs}", "logger=many", *tiny, SEARCHPATH, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",

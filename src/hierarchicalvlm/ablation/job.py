@@ -8,6 +8,11 @@
   from ``checkpoints/last.ckpt`` (``sweep_resume: false`` turns this off).
 * wandb: the jobs of one sweep share a group (``sweep_name``, else the sweep folder's name), carry
   their attention/frames/length/seed as tags and config, and each ends with ``wandb.finish()``.
+* One runner per job: a job holds ``<job dir>/.lock`` while it runs. A second copy of the same sweep skips
+  the jobs another process is running (their summaries untouched); a single run refuses a busy folder.
+* A run that diverges (non-finite loss) is recorded as ``diverged`` and handled like a failure. SIGTERM/SIGINT
+  (:mod:`hierarchicalvlm.callbacks.interrupt`) record the job as ``interrupted`` and stop a sweep as well:
+  running the command again resumes it.
 """
 
 from __future__ import annotations
@@ -20,24 +25,37 @@ from typing import Any, Callable, Optional
 
 import lightning as L
 import torch
+from filelock import FileLock, Timeout
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from hierarchicalvlm.callbacks.interrupt import RunInterrupted, signals_handled
 from hierarchicalvlm.callbacks.memory import free_memory, peak_memory, reset_all_peaks
+from hierarchicalvlm.callbacks.nonfinite import NonFiniteError
 from hierarchicalvlm.callbacks.throughput import LongRangeThroughputMonitor
 from hierarchicalvlm.utils.hydra_ddp import distributed_state_per_job, launch_ranks_per_job
 
 from . import tracking
-from .summary import COMPLETED, FAILED, JobSummary, job_identity, read_summary, resolved_config
+from .summary import (COMPLETED, DIVERGED, FAILED, INTERRUPTED, JobSummary, job_identity, read_summary,
+                      resolved_config)
 
 log = logging.getLogger(__name__)
 
 RunFn = Callable[..., dict[str, float]]
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+LOCK_FILE = ".lock"
+SKIPPED, BUSY = "skipped", "busy"
+
+
+class JobBusyError(RuntimeError):
+    """The run folder is in use by another process (a single run refuses to share it)."""
 
 
 @dataclass
 class JobOutcome:
-    """How a job ended: ``completed``, ``failed`` (the error kept) or ``skipped`` (already completed)."""
+    """How a job ended: ``completed``, ``failed`` or ``diverged`` (the error kept), ``skipped`` (already
+    completed) or ``busy`` (another process is running it)."""
 
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
@@ -90,6 +108,13 @@ def _measurements(trainer: Optional[L.Trainer]) -> tuple[Optional[torch.device],
     return device, throughput, peak.as_dict()
 
 
+class _NoLock:
+    """The lock of a data-parallel rank other than 0: nothing to hold."""
+
+    def release(self) -> None:
+        pass
+
+
 class AblationJob:
     """Runs ``run_fn(cfg, on_build=...)`` (``pipeline.run``) as one recorded, isolatable, resumable job."""
 
@@ -100,12 +125,45 @@ class AblationJob:
         self.resume = bool(cfg.get("sweep_resume", True)) and self.context.multirun
 
     def execute(self) -> JobOutcome:
-        """Run the job; in a multirun any exception is recorded and returned instead of raised."""
+        """Run the job; in a multirun any exception is recorded and returned instead of raised.
+
+        :class:`RunInterrupted` (SIGTERM/SIGINT) is recorded and always raised: it ends a sweep too.
+        """
+        lock = self._lock()
+        if lock is None:
+            return JobOutcome(BUSY, job_dir=self.context.job_dir)
+        try:
+            with signals_handled():
+                return self._execute()
+        finally:
+            lock.release()
+
+    def _lock(self) -> Optional[FileLock | _NoLock]:
+        """Take ``<job dir>/.lock`` (rank 0 only: the other ranks of a data-parallel job share their rank 0's).
+
+        Returns None in a multirun when another process holds it; raises :class:`JobBusyError` in a single run.
+        """
+        if getattr(rank_zero_only, "rank", 0) != 0:
+            return _NoLock()
+        job_dir = self.context.job_dir
+        job_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(job_dir / LOCK_FILE)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if self.context.multirun:
+                log.warning("skipping %s: another process is running this job (it holds %s)", job_dir, lock.lock_file)
+                return None
+            raise JobBusyError(f"run folder {job_dir} is in use by another process (it holds {lock.lock_file}); "
+                               "wait for it, or give this run its own folder (hydra.run.dir=...)") from None
+        return lock
+
+    def _execute(self) -> JobOutcome:
         job_dir = self.context.job_dir
         previous = read_summary(job_dir)
         if self.resume and previous is not None and previous["status"] == COMPLETED:
             log.info("skipping %s: its summary.json says completed", job_dir)
-            return JobOutcome("skipped", dict(previous.get("metrics") or {}), job_dir=job_dir)
+            return JobOutcome(SKIPPED, dict(previous.get("metrics") or {}), job_dir=job_dir)
 
         resumed_from = self._resume_checkpoint() if self.resume else None
         launch_ranks_per_job(resume_from=resumed_from)
@@ -125,8 +183,15 @@ class AblationJob:
         try:
             with distributed_state_per_job() if self.context.multirun else nullcontext():
                 metrics = self.run_fn(self.cfg, on_build=lambda trainer: built.__setitem__("trainer", trainer))
+        except (RunInterrupted, SIGTERMException) as err:
+            interrupted = err if isinstance(err, RunInterrupted) else RunInterrupted(15)
+            self._record(interrupted, summary, identity, built.get("trainer"), INTERRUPTED)
+            log.error("job %s %s; running the same command again resumes it", job_dir, interrupted)
+            raise interrupted from None
+        except NonFiniteError as err:
+            return self._failed(err, summary, identity, built.get("trainer"), DIVERGED)
         except Exception as err:  # noqa: BLE001 - recorded; re-raised unless this is one job of a multirun
-            return self._failed(err, summary, identity, built.get("trainer"))
+            return self._failed(err, summary, identity, built.get("trainer"), FAILED)
         else:
             device, throughput, peak = _measurements(built.get("trainer"))
         finally:
@@ -136,18 +201,22 @@ class AblationJob:
         tracking.finish_wandb(identity, metrics, throughput, COMPLETED)
         return JobOutcome(COMPLETED, metrics, job_dir=job_dir)
 
-    def _failed(self, err: Exception, summary: JobSummary, identity: dict[str, Any],
-                trainer: Optional[L.Trainer]) -> JobOutcome:
-        """Record the failure; raise it again in a single run, return it in a multirun."""
+    def _record(self, err: BaseException, summary: JobSummary, identity: dict[str, Any],
+                trainer: Optional[L.Trainer], status: str) -> None:
         device, throughput, peak = _measurements(trainer)
-        summary.fail(err, device, throughput, peak)
-        tracking.finish_wandb(identity, {}, throughput, FAILED)
+        summary.fail(err, device, throughput, peak, status=status)
+        tracking.finish_wandb(identity, {}, throughput, status)
+
+    def _failed(self, err: Exception, summary: JobSummary, identity: dict[str, Any],
+                trainer: Optional[L.Trainer], status: str) -> JobOutcome:
+        """Record the failure (``failed`` or ``diverged``); raise it again in a single run, return it in a multirun."""
+        self._record(err, summary, identity, trainer, status)
         if not self.context.multirun:
             raise err
-        log.error("job %s failed: %s: %s (the sweep goes on; details in its summary.json)",
-                  self.context.job_dir, type(err).__name__, err)
+        log.error("job %s %s: %s: %s (the sweep goes on; details in its summary.json)",
+                  self.context.job_dir, status, type(err).__name__, err)
         err.__traceback__ = None  # drop the frames that still hold this job's tensors
-        return JobOutcome(FAILED, error=err, job_dir=self.context.job_dir)
+        return JobOutcome(status, error=err, job_dir=self.context.job_dir)
 
     def _resume_checkpoint(self) -> Optional[str]:
         """Point ``ckpt_path`` at the job's ``last.ckpt`` when an earlier attempt left one (and none is set)."""

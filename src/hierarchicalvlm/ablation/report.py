@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .reach import depth_table_markdown, mean_profile, wilson_interval, write_heatmaps
-from .summary import COMPLETED, FAILED, RUNNING, SUMMARY_FILE
+from .summary import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ class Cell:
     seq_len: Optional[int]
     jobs: list[dict[str, Any]] = field(default_factory=list)
 
-    def _with(self, status: str) -> list[dict[str, Any]]:
-        return [j for j in self.jobs if j.get("status") == status]
+    def _with(self, *statuses: str) -> list[dict[str, Any]]:
+        return [j for j in self.jobs if j.get("status") in statuses]
 
     @property
     def completed(self) -> list[dict[str, Any]]:
@@ -131,11 +131,12 @@ class Cell:
 
     @property
     def failed(self) -> list[dict[str, Any]]:
-        return self._with(FAILED)
+        """Failed and diverged jobs (a diverged one stopped at a non-finite loss)."""
+        return self._with(FAILED, DIVERGED)
 
     @property
     def unfinished(self) -> list[dict[str, Any]]:
-        return self._with(RUNNING)
+        return self._with(RUNNING, INTERRUPTED)
 
     @property
     def accuracies(self) -> list[float]:
@@ -279,7 +280,7 @@ def cell_text(table: AblationTable, attention: str, seq_len: Optional[int], note
     for job in cell.failed:
         notes.append(f"{attention} @ {length_header(seq_len, cell.num_frames)}, seed {job.get('seed')} "
                      f"(`{job.get('job')}`): {error_reason(job)}")
-        parts.append(f"✗ failed: {_short(error_reason(job))} [{len(notes)}]")
+        parts.append(f"✗ {job.get('status')}: {_short(error_reason(job))} [{len(notes)}]")
     if cell.unfinished:
         parts.append(f"… unfinished ({len(cell.unfinished)} job(s) still running or interrupted)")
     return "<br>".join(_md(p) for p in parts)
@@ -309,7 +310,9 @@ def render_markdown(table: AblationTable, title: str, summaries: list[dict[str, 
         f"# Long-sequence ablation: {title}",
         "",
         f"{len(summaries)} jobs: {statuses.count(COMPLETED)} completed, {statuses.count(FAILED)} failed, "
-        f"{statuses.count(RUNNING)} unfinished. Device: {', '.join(devices) or 'unknown'}.",
+        + (f"{statuses.count(DIVERGED)} diverged, " if DIVERGED in statuses else "")
+        + f"{statuses.count(RUNNING) + statuses.count(INTERRUPTED)} unfinished. "
+        f"Device: {', '.join(devices) or 'unknown'}.",
         "",
         f"Cells: accuracy ({', '.join(metrics) or 'none'}; mean ± std over seeds) · steady-state tokens/s through "
         "the long-range level (median over batches, mean over seeds) · peak memory (largest over seeds; "

@@ -1,8 +1,15 @@
 """``<job dir>/summary.json``: what one job was, how it ended and what it measured.
 
-The file is rewritten atomically at each change of status (``running`` when the job starts,
-``completed`` or ``failed`` when it ends), so a reader, a crash or a re-run never sees half a file.
-A sweep re-run reads it to skip finished jobs; the report reads it to fill its tables.
+The file is rewritten atomically at each change of status, so a reader, a crash or a re-run never sees half a
+file. A job is ``running`` from its start, then ends as
+
+* ``completed``;
+* ``failed``: an exception (out of memory, a config error...), kept in ``error``;
+* ``diverged``: training stopped at a non-finite loss or gradient ("non-finite loss at step N (epoch E)");
+* ``interrupted``: SIGTERM or SIGINT stopped it (``last.ckpt`` saved at that step); a sweep run again resumes it.
+
+A job killed outright (``kill -9``, a lost node) stays ``running``. A sweep re-run reads the file to skip
+completed jobs; the report reads it to fill its tables.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.json"
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
-STATUSES = (RUNNING, COMPLETED, FAILED)
+DIVERGED, INTERRUPTED = "diverged", "interrupted"
+STATUSES = (RUNNING, COMPLETED, FAILED, DIVERGED, INTERRUPTED)
 TRACEBACK_LINES = 20
 MESSAGE_CHARS = 2000
 
@@ -171,6 +179,7 @@ class JobSummary:
         self._finish(COMPLETED, device, metrics, throughput, peak)
 
     def fail(self, err: BaseException, device: Optional[torch.device], throughput: dict[str, Any],
-             peak: Optional[dict[str, Any]]) -> None:
+             peak: Optional[dict[str, Any]], status: str = FAILED) -> None:
+        """End the job as ``status`` (``failed``, ``diverged`` or ``interrupted``), keeping ``err`` as its reason."""
         self.data["error"] = error_record(err)
-        self._finish(FAILED, device, {}, throughput, peak)
+        self._finish(status, device, {}, throughput, peak)

@@ -1,10 +1,23 @@
-"""Lightning callbacks: long-range throughput, FLOPs and peak-memory measurement."""
+"""Lightning callbacks: long-range throughput, FLOPs and peak-memory measurement; the reliability guards
+(non-finite losses, signals, faithful resume, model identity, best checkpoint across resumes)."""
 
+from .checkpoint import BestCheckpoint
 from .flops import measure_training_flops
+from .interrupt import GracefulStop, RunInterrupted
 from .memory import PeakMemory, peak_memory, reset_peak_memory
+from .model_identity import RecordModelIdentity
+from .nonfinite import NonFiniteError, NonFiniteGuard
+from .resume import FaithfulResume
 from .throughput import LongRangeThroughputMonitor, device_peak_flops
 
 __all__ = [
+    "BestCheckpoint",
+    "FaithfulResume",
+    "GracefulStop",
+    "NonFiniteError",
+    "NonFiniteGuard",
+    "RecordModelIdentity",
+    "RunInterrupted",
     "LongRangeThroughputMonitor",
     "PeakMemory",
     "device_peak_flops",

@@ -29,11 +29,21 @@ class CrossModalRecall(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         video, text = dim_zero_cat(self.video), dim_zero_cat(self.text)
         sims = text @ video.t()  # (texts, videos)
-        target = torch.arange(len(text), device=sims.device)
         out = {}
         for name, s in (("t2v", sims), ("v2t", sims.t())):
-            # rank of the matching item = number of items scored strictly higher
-            rank = (s > s[target, target][:, None]).sum(dim=1)
+            rank = retrieval_rank(s)
             for k in self.ks:
                 out[f"{name}_r{k}"] = (rank < k).float().mean()
         return out
+
+
+def retrieval_rank(scores: torch.Tensor) -> torch.Tensor:
+    """Rank of the matching item (the diagonal) in each row of ``scores`` (queries, items): the number of items
+    scored strictly higher. Non-finite scores never help (a diverged model must not look perfect): a NaN item
+    counts as scored higher, and a row whose matching score is NaN or infinite gets the largest rank, a miss at every k."""
+    rows = torch.arange(scores.shape[0], device=scores.device)
+    matching = scores[rows, rows]
+    higher = (scores > matching[:, None]) | scores.isnan()
+    higher[rows, rows] = False
+    rank = higher.sum(dim=1)
+    return torch.where(torch.isfinite(matching), rank, torch.full_like(rank, torch.iinfo(rank.dtype).max))

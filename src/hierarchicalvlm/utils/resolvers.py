@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -19,6 +20,27 @@ def launch_dir() -> str:
     """The directory ``train.py`` was started from. Unlike ``${hydra:runtime.cwd}`` it also resolves while a
     multirun's sweep folder is computed, before any job's Hydra config exists."""
     return os.getcwd()
+
+
+_claimed: dict[str, str] = {}
+
+
+def fresh_dir(path: str) -> str:
+    """``path``, or else ``path_2``, ``path_3``…: the first of them this process manages to create. ``mkdir`` is
+    atomic, so two runs started in the same second from one folder never share a run folder (they used to
+    overwrite each other's summary and checkpoints). The claim is remembered: resolving again in the same
+    process returns the same folder."""
+    if path not in _claimed:
+        candidate, n = path, 1
+        while True:
+            try:
+                Path(candidate).mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:
+                n += 1
+                candidate = f"{path}_{n}"
+        _claimed[path] = candidate
+    return _claimed[path]
 
 
 def wandb_offline() -> bool:
@@ -60,7 +82,7 @@ def run_name() -> str:
 
 def register_resolvers() -> None:
     resolvers = {"auto_precision": auto_precision, "wandb_offline": wandb_offline, "run_name": run_name,
-                 "launch_dir": launch_dir, "curriculum_epochs": curriculum_epochs}
+                 "launch_dir": launch_dir, "curriculum_epochs": curriculum_epochs, "fresh_dir": fresh_dir}
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(f"hvlm.{name}"):
             OmegaConf.register_new_resolver(f"hvlm.{name}", fn)

@@ -96,9 +96,11 @@ class StridedAttention(SequenceMixer):
         """Boolean mask for the per-class attention of a padded batch (``mask`` ``(B, n)``, True = real).
 
         Non-causal: a key-padding mask ``(B * stride, 1, 1, n/stride)`` that SDPA broadcasts, so memory stays
-        linear in n. Causal: ``(B * stride, 1, n/stride, n/stride)``, quadratic in the class length.
+        linear in n. It must be contiguous: the regrouping below is a transpose, and SDPA's CPU kernel copies a
+        strided mask into a dense ``(B * stride, heads, n/stride, n/stride)`` one, O(n^2 / stride) bytes
+        (256 MB at n = 16K). Causal: ``(B * stride, 1, n/stride, n/stride)``, quadratic in the class length.
         """
-        real = rearrange(F.pad(mask, (0, tail), value=False), "b (a r) -> (b r) a", r=self.stride)
+        real = rearrange(F.pad(mask, (0, tail), value=False), "b (a r) -> (b r) a", r=self.stride).contiguous()
         if not self.causal:
             # A real query is a real key of its own class, so a class without any real key holds only padded
             # queries (whose outputs are zeroed): letting them see every key keeps their rows finite.
