@@ -98,7 +98,7 @@ def identities(tmp_path_factory) -> dict[str, dict]:
     found = {name: model_identity(compose_config([*FAST, *overrides], out)) for name, overrides in VARIANTS.items()}
     found["wide"] = changed(found["full"], "net", dim=64)
     found["full, other kernel, activation checkpointing"] = changed(
-        changed(found["full"], "attention", backend="math"), "net", activation_checkpointing=True)
+        changed(found["full"], "attention", kernel="torch"), "net", activation_checkpointing=True)
     return found
 
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 IDENTITY_KEY = "hvlm_model"
 # Settings that change speed or memory, or only regularise training, never what the weights mean: they may
 # differ between the checkpoint and the run that loads it.
-RUNTIME_ATTENTION_KEYS = frozenset({"_partial_", "backend", "chunk_size", "dropout"})
+RUNTIME_ATTENTION_KEYS = frozenset({"_partial_", "kernel", "chunk_size", "dropout"})
 RUNTIME_NET_KEYS = frozenset({"activation_checkpointing", "dropout"})
 
 
