@@ -122,7 +122,8 @@ def test_the_report_has_every_cell(resumed_sweep, tmp_path: Path) -> None:
     rows = list(csv.DictReader(open(files.jobs_csv)))
     assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
     assert sorted(p.name for p in files.plots) == sorted(
-        ["throughput_vs_length.png", "memory_vs_length.png", "accuracy_vs_length.png", "accuracy_vs_throughput.png"])
+        ["throughput_vs_length.png", "memory_vs_length.png", "accuracy_vs_length.png", "accuracy_vs_throughput.png",
+         "depth_heatmaps.png"])
     assert all(p.stat().st_size > 1000 for p in files.plots)
 
 
