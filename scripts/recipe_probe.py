@@ -11,6 +11,7 @@ import argparse, functools, sys, time
 import torch
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src"))
 from hierarchicalvlm.data.synthetic import SyntheticVideoQADataModule
+from hierarchicalvlm.models.config import NetConfig
 from hierarchicalvlm.models.hierarchical_vlm import HierarchicalVLM, qa_loss, contrastive_loss
 from hierarchicalvlm.models.lit_module import with_padding_flag, warmup_cosine
 from hierarchicalvlm.attention import FullAttention
@@ -36,8 +37,10 @@ def dm_for(frames):
     dm.setup(); return dm
 dm = dm_for(a.frames)
 inputs = dm.model_inputs()
-net = HierarchicalVLM(inputs, functools.partial(FullAttention), dim=a.dim, num_heads=a.heads, patch_size=a.patch,
-                      level1_depth=a.l1, level2_depth=a.l2, memory_enabled=bool(a.memory), embed_dim=64, max_text_length=32, mlp_ratio=a.mlp)
+net = HierarchicalVLM(inputs, functools.partial(FullAttention), NetConfig(
+    dim=a.dim, num_heads=a.heads, patch_size=a.patch, level1_depth=a.l1, level2_depth=a.l2, text_depth=1,
+    memory_enabled=bool(a.memory), clip_frames=4, mlp_ratio=a.mlp, dropout=0.0, embed_dim=64, max_text_length=32,
+    activation_checkpointing=False))
 decay = [q for n, q in net.named_parameters() if q.ndim >= 2 and "pos" not in n and "summary" not in n]
 nodecay = [q for n, q in net.named_parameters() if not (q.ndim >= 2 and "pos" not in n and "summary" not in n)]
 net.to(a.device)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from hierarchicalvlm.attention import SequenceMixer
 
@@ -59,3 +60,36 @@ def test_the_sweep_folder_resolves_before_any_job_exists(experiment, monkeypatch
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
     GlobalHydra.instance().clear()
     assert str(cfg.hydra.sweep.dir).startswith(str(tmp_path / "logs"))
+
+
+# The resumable sweep layout (conf/hydra/sweep/resumable.yaml), as the experiments spelled it out before it was shared.
+RESUMABLE_EXCLUDE = ["experiment", "sweep_name", "sweep_resume", "logger", "data.num_workers", "trainer.devices",
+                     "paths.root_dir", "paths.log_dir", "paths.data_dir", "paths.output_dir", "ckpt_path"]
+SWEEPS = {  # experiment: (task_name, sweep_name)
+    "long_seq_ablation": ("ablation", "long_seq_ablation"),
+    "long_seq_ablation_gpu": ("ablation", "long_seq_ablation_gpu"),
+    "reach": ("reach", "reach"),
+    "long_range_gpu": ("long_range", "long_range_gpu"),
+    "long_range": ("long_range", "long_range"),
+}
+
+
+@pytest.mark.parametrize("experiment", sorted(SWEEPS))
+def test_sweep_experiments_use_the_resumable_layout(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_config([f"experiment={experiment}"], tmp_path)
+    hydra = OmegaConf.to_container(cfg.hydra, resolve=False)
+    assert cfg.hydra.runtime.choices["hydra/sweep"] == "resumable"
+    assert hydra["sweep"] == {"dir": "${paths.log_dir}/${task_name}/multiruns/${sweep_name}",
+                              "subdir": "${hydra.job.override_dirname}"}
+    assert hydra["job"]["config"]["override_dirname"]["exclude_keys"] == RESUMABLE_EXCLUDE
+    assert (cfg.task_name, cfg.sweep_name, cfg.sweep_resume) == (*SWEEPS[experiment], True)
+    assert cfg.callbacks.model_checkpoint.monitor == "val/qa_acc" and cfg.callbacks.model_checkpoint.mode == "max"
+
+
+def test_plain_multiruns_keep_the_timestamped_layout(tmp_path: Path) -> None:
+    cfg = compose_config([], tmp_path)
+    hydra = OmegaConf.to_container(cfg.hydra, resolve=False)
+    assert hydra["sweep"] == {"dir": "${paths.log_dir}/${task_name}/multiruns/${now:%Y-%m-%d}_${now:%H-%M-%S}",
+                              "subdir": "${hydra.job.num}"}
+    assert hydra["job"]["config"]["override_dirname"]["exclude_keys"] == []
+    assert (cfg.sweep_name, cfg.sweep_resume, cfg.optimized_metric, cfg.optimized_mode) == (None, True, "val/qa_acc", "max")

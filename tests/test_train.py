@@ -112,12 +112,14 @@ def test_an_unpadded_batch_gives_the_same_encoding_as_an_explicit_all_true_mask(
     import torch
     from hydra.utils import instantiate
 
+    from hierarchicalvlm.models.config import NetConfig
     from hierarchicalvlm.models.video_encoder import HierarchicalVideoEncoder
 
     cfg = make_cfg()
     inputs = {"kind": "pixels", "frame_shape": (3, 16, 16)}
     torch.manual_seed(0)
-    encoder = HierarchicalVideoEncoder(inputs, instantiate(cfg.attention), dim=32, num_heads=2, patch_size=8).eval()
+    net = NetConfig.from_dict({**cfg.model.net, "dim": 32, "num_heads": 2, "patch_size": 8})
+    encoder = HierarchicalVideoEncoder(inputs, instantiate(cfg.attention), net).eval()
     frames, question = torch.rand(2, 8, 3, 16, 16), torch.randn(2, 32)
     unpadded = encoder(frames, torch.ones(2, 8, dtype=torch.bool), question)
     # Append a padded frame to the batch: the masked path must give the same result on the real frames.

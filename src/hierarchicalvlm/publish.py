@@ -26,6 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from hierarchicalvlm.models.config import NetConfig
 from hierarchicalvlm.models.hierarchical_vlm import HierarchicalVLM, VLMOutput
 from hierarchicalvlm.text import PretrainedTokenizer, TextTokenizer, WordTokenizer, tokenizer_from_state
 
@@ -42,7 +43,7 @@ class PublishedVLM(nn.Module, PyTorchModelHubMixin, library_name="hierarchicalvl
                  answers: Optional[list[str]] = None, tokenizer: Optional[dict[str, Any]] = None) -> None:
         super().__init__()
         self.answers = list(answers or [])
-        self.net = HierarchicalVLM(inputs, instantiate(attention), **net, visual=visual, text=text)
+        self.net = HierarchicalVLM(inputs, instantiate(attention), NetConfig.from_dict(net), visual=visual, text=text)
 
     def forward(self, batch: dict[str, Any]) -> VLMOutput:
         batch = batch if "padded" in batch else {**batch, "padded": not bool(batch["frame_mask"].all())}

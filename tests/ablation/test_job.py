@@ -66,7 +66,7 @@ def test_a_completed_job_is_skipped_only_in_a_multirun(tmp_path: Path) -> None:
 def test_sweep_resume_false_redoes_completed_jobs(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "summary.json", {"status": "completed", "metrics": {}})
     calls = []
-    cfg = job_config(tmp_path, "+sweep_resume=false", multirun=True)
+    cfg = job_config(tmp_path, "sweep_resume=false", multirun=True)
     AblationJob(cfg, lambda cfg, on_build=None: calls.append(cfg) or {"val/qa_acc": 1.0}).execute()
     assert len(calls) == 1 and read_summary(tmp_path)["attempt"] == 1
 

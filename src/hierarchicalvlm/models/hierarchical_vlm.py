@@ -11,6 +11,7 @@ from torch import nn
 
 from hierarchicalvlm.data.base import IGNORE_INDEX
 
+from .config import NetConfig
 from .text_backbone import build_text_encoder
 from .text_encoder import TextEncoder
 from .video_encoder import AttentionFactory, HierarchicalVideoEncoder
@@ -31,6 +32,7 @@ class HierarchicalVLM(nn.Module):
         inputs: what the data module reports (``DataModule.model_inputs()``): input kind and shape,
             ``vocab_size`` and ``num_answers``.
         attention: factory ``attention(dim=..., num_heads=...)`` for the level-2 mixers (from ``conf/attention``).
+        config: the network's shape (``model.net``; :meth:`NetConfig.from_dict` builds it from the YAML's dict).
         visual, text: the encoder choices ``model.visual`` / ``model.text`` (``conf/model/{visual,text}``); None:
             patches and words learned from scratch.
     """
@@ -39,33 +41,17 @@ class HierarchicalVLM(nn.Module):
         self,
         inputs: dict[str, Any],
         attention: AttentionFactory,
-        dim: int = 64,
-        num_heads: int = 4,
-        patch_size: int = 4,
-        level1_depth: int = 1,
-        level2_depth: int = 2,
-        text_depth: int = 1,
-        memory_enabled: bool = True,
-        clip_frames: int = 4,
-        mlp_ratio: float = 2.0,
-        dropout: float = 0.0,
-        embed_dim: int = 64,
-        max_text_length: int = 64,
-        activation_checkpointing: bool = False,
+        config: NetConfig,
         visual: Optional[dict[str, Any]] = None,
         text: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
-        self.video = HierarchicalVideoEncoder(
-            inputs, attention, dim=dim, num_heads=num_heads, patch_size=patch_size,
-            level1_depth=level1_depth, level2_depth=level2_depth, memory_enabled=memory_enabled,
-            clip_frames=clip_frames, mlp_ratio=mlp_ratio, dropout=dropout,
-            activation_checkpointing=activation_checkpointing, visual=visual,
-        )
-        self.text = build_text_encoder(text, inputs["vocab_size"], dim) or TextEncoder(
-            inputs["vocab_size"], dim, num_heads, text_depth, max_text_length, mlp_ratio, dropout)
-        self.video_proj = nn.Linear(dim, embed_dim)
-        self.text_proj = nn.Linear(dim, embed_dim)
+        self.config = config
+        dim = config.dim
+        self.video = HierarchicalVideoEncoder(inputs, attention, config, visual=visual)
+        self.text = build_text_encoder(text, inputs["vocab_size"], dim) or TextEncoder(inputs["vocab_size"], config)
+        self.video_proj = nn.Linear(dim, config.embed_dim)
+        self.text_proj = nn.Linear(dim, config.embed_dim)
         # log(1/0.07), CLIP's initial temperature; shape (1,) because FSDP cannot shard 0-d parameters
         self.logit_scale = nn.Parameter(torch.tensor([2.659]))
         self.qa_head = nn.Sequential(

@@ -17,6 +17,7 @@ from hierarchicalvlm.data.base import IGNORE_INDEX
 
 from .backbones import Backbone
 from .breakdown import AccuracyBreakdown
+from .config import NetConfig
 from .hierarchical_vlm import HierarchicalVLM, contrastive_loss, qa_loss
 from .metrics import CrossModalRecall
 from .video_encoder import AttentionFactory
@@ -44,7 +45,8 @@ class HierarchicalVLMModule(L.LightningModule):
     """Trains the video-language model on QA + video-text contrastive objectives.
 
     Args:
-        net: keyword arguments of :class:`HierarchicalVLM` (dims, depths, memory level…).
+        net: the network's shape as a plain dict (``model.net``; kept a dict in the checkpoint's hparams), built
+            into a :class:`NetConfig` (an unknown key is an error naming ``model.net.<key>``).
         inputs: the data module's ``model_inputs()``.
         attention: the level-2 attention factory (from ``conf/attention/<name>.yaml``).
         optimizer: AdamW settings (lr, weight_decay, betas).
@@ -72,7 +74,7 @@ class HierarchicalVLMModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["attention"])
-        self.net = HierarchicalVLM(inputs, attention, **net, visual=visual, text=text)
+        self.net = HierarchicalVLM(inputs, attention, NetConfig.from_dict(net), visual=visual, text=text)
         self.compile_net = compile
         num_answers = inputs["num_answers"]
         self.task_names: list[str] = list(inputs.get("tasks") or [])

@@ -7,15 +7,16 @@ from torch import nn
 
 from hierarchicalvlm.attention import AttentionBlock, FullAttention
 
+from .config import NetConfig
+
 
 class TextEncoder(nn.Module):
     """Encode (B, L) token ids with a (B, L) mask into one (B, D) vector per text."""
 
-    def __init__(
-        self, vocab_size: int, dim: int, num_heads: int, depth: int = 1, max_length: int = 64,
-        mlp_ratio: float = 2.0, dropout: float = 0.0,
-    ) -> None:
+    def __init__(self, vocab_size: int, config: NetConfig) -> None:
         super().__init__()
+        dim, num_heads, mlp_ratio, dropout = config.dim, config.num_heads, config.mlp_ratio, config.dropout
+        depth, max_length = config.text_depth, config.max_text_length
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
         self.pos = nn.Parameter(torch.zeros(max_length, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from hierarchicalvlm.attention import AttentionBlock, CrossMemoryAttention, FullAttention, SequenceMixer
 
+from .config import NetConfig
 from .visual_backbone import build_visual_adapter
 
 AttentionFactory = Callable[..., SequenceMixer]
@@ -105,35 +106,29 @@ class HierarchicalVideoEncoder(nn.Module):
         self,
         inputs: dict[str, Any],
         attention: AttentionFactory,
-        dim: int = 64,
-        num_heads: int = 4,
-        patch_size: int = 4,
-        level1_depth: int = 1,
-        level2_depth: int = 2,
-        memory_enabled: bool = True,
-        clip_frames: int = 4,
-        mlp_ratio: float = 2.0,
-        dropout: float = 0.0,
-        activation_checkpointing: bool = False,
+        config: NetConfig,
         visual: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
+        dim, num_heads, mlp_ratio, dropout = config.dim, config.num_heads, config.mlp_ratio, config.dropout
         self.dim = dim
-        self.clip_frames = clip_frames
-        self.activation_checkpointing = activation_checkpointing
-        self.adapter = make_input_adapter(inputs, patch_size, dim, visual)
+        self.clip_frames = config.clip_frames
+        self.activation_checkpointing = config.activation_checkpointing
+        self.adapter = make_input_adapter(inputs, config.patch_size, dim, visual)
         self.tokens_per_frame = self.adapter.tokens_per_frame
         # Normalised patch tokens plus a small learnable share of the time signal: raw pixels of tiny objects
         # embed to small vectors, and an unscaled sin/cos (norm ~sqrt(dim/2)) would drown them.
         self.embed_norm = nn.LayerNorm(dim)
         self.time_scale = nn.Parameter(torch.tensor([0.1]))  # (1,): FSDP cannot shard 0-d parameters
         self.level1 = nn.ModuleList(
-            AttentionBlock(FullAttention(dim, num_heads, dropout), mlp_ratio, dropout) for _ in range(level1_depth)
+            AttentionBlock(FullAttention(dim, num_heads, dropout), mlp_ratio, dropout)
+            for _ in range(config.level1_depth)
         )
         self.level2 = nn.ModuleList(
-            AttentionBlock(attention(dim=dim, num_heads=num_heads), mlp_ratio, dropout) for _ in range(level2_depth)
+            AttentionBlock(attention(dim=dim, num_heads=num_heads), mlp_ratio, dropout)
+            for _ in range(config.level2_depth)
         )
-        self.memory = CrossMemoryAttention(dim, num_heads, dropout) if memory_enabled else None
+        self.memory = CrossMemoryAttention(dim, num_heads, dropout) if config.memory_enabled else None
         self.summary_tokens = nn.Parameter(torch.zeros(2, dim))
         self.question_in = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
