@@ -76,3 +76,20 @@ def run_train_py(args: list[str], cwd: Path = ROOT, timeout: int = 300) -> subpr
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def job_config_from(overrides: list[str], tmp_path: Path, multirun: bool = False) -> DictConfig:
+    """A composed config as a job of ``train.py`` sees it (``multirun``: one job of a sweep whose folder is
+    ``tmp_path.parent``), its Hydra node dropped."""
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(overrides, tmp_path)
+    OmegaConf.set_readonly(cfg.hydra, False)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+        cfg.hydra.sweep.dir = str(tmp_path.parent)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg

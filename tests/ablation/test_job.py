@@ -6,30 +6,20 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from hierarchicalvlm.ablation.job import AblationJob
 from hierarchicalvlm.ablation.summary import read_summary, write_json_atomic
 from hierarchicalvlm.pipeline import run
 from hierarchicalvlm.utils.config_checks import ConfigError
 
-from ..conftest import compose_config
+from ..conftest import compose_config, job_config_from
 from .conftest import TINY
 
 
 def job_config(tmp_path: Path, *overrides: str, multirun: bool = False):
     """A composed config as a job sees it; ``multirun`` marks it as one job of a sweep."""
-    cfg = compose_config([*TINY, *overrides], tmp_path)
-    OmegaConf.set_readonly(cfg.hydra, False)
-    with open_dict(cfg):
-        cfg.hydra.mode = RunMode.MULTIRUN if multirun else RunMode.RUN
-        cfg.hydra.sweep.dir = str(tmp_path.parent)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return job_config_from([*TINY, *overrides], tmp_path, multirun)
 
 
 def never_runs(cfg, on_build=None):

@@ -9,11 +9,9 @@ import shutil
 from pathlib import Path
 
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from ..conftest import TINY, compose_config
+from ..conftest import TINY, compose_config, job_config_from
 
 # TINY, plus: 2 training and 1 validation batch per epoch (2 epochs), no FLOP counting, no test, every step logged
 FAST = [*TINY, "debug=limit", "data.num_train=16", "trainer.limit_val_batches=1", "callbacks.throughput=null",
@@ -22,16 +20,8 @@ HERE = "tests.reliability.conftest"
 
 
 def job_config(tmp_path: Path, *overrides: str, multirun: bool = False) -> DictConfig:
-    """A composed config as a job of ``train.py`` sees it (``multirun``: one job of a sweep)."""
-    cfg = compose_config([*FAST, *overrides], tmp_path)
-    OmegaConf.set_readonly(cfg.hydra, False)
-    with open_dict(cfg):
-        cfg.hydra.mode = RunMode.MULTIRUN if multirun else RunMode.RUN
-        cfg.hydra.sweep.dir = str(tmp_path.parent)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    """A composed FAST config as a job of ``train.py`` sees it (``multirun``: one job of a sweep)."""
+    return job_config_from([*FAST, *overrides], tmp_path, multirun)
 
 
 class SendSignal(L.Callback):
