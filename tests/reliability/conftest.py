@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from ..conftest import TINY, compose_config, job_config_from
+from ..conftest import TINY, job_config_from
 
 # TINY, plus: 2 training and 1 validation batch per epoch (2 epochs), no FLOP counting, no test, every step logged
 FAST = [*TINY, "debug=limit", "data.num_train=16", "trainer.limit_val_batches=1", "callbacks.throughput=null",
