@@ -168,13 +168,6 @@ def depth_of(frame: int, num_frames: int) -> float:
     return frame / max(1, num_frames - 1)
 
 
-def depth_bucket(depth: float | torch.Tensor, num_buckets: int):
-    """The bucket (0 .. num_buckets - 1) of a depth in [0, 1]; depth 1 falls in the last bucket."""
-    if torch.is_tensor(depth):
-        return (depth * num_buckets).long().clamp(0, num_buckets - 1)
-    return min(int(depth * num_buckets), num_buckets - 1)
-
-
 @dataclass(frozen=True)
 class SyntheticVideoSpec:
     """What every synthetic video of a data module looks like (validated on construction)."""
@@ -404,12 +397,12 @@ class LengthCurriculum:
         return min(self.num_frames, self.start_frames * 2 ** (epoch // self.epochs_per_stage))
 
     @property
-    def num_stages(self) -> int:
-        """Epoch stages until ``num_frames`` is reached, the last included."""
-        stages, frames = 1, self.start_frames
+    def first_full_epoch(self) -> int:
+        """The first epoch that trains at ``num_frames`` (0 without doublings)."""
+        doublings, frames = 0, self.start_frames
         while frames < self.num_frames:
-            frames, stages = frames * 2, stages + 1
-        return stages
+            frames, doublings = frames * 2, doublings + 1
+        return doublings * self.epochs_per_stage
 
 
 class SyntheticVideoQADataset(Dataset):

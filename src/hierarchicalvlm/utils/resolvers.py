@@ -57,10 +57,11 @@ def curriculum_epochs(num_frames: int, start_frames: int, epochs_per_stage: int,
     """Epochs of a length curriculum (``data.curriculum``) that doubles from ``start_frames`` to ``num_frames``,
     ``epochs_per_stage`` per length, plus ``final_epochs`` more at the full length: ``trainer.max_epochs``
     of a sweep over lengths, so every job ends with the same training at its own length."""
-    stages, frames = 1, min(int(start_frames), int(num_frames))
-    while frames < int(num_frames):
-        frames, stages = frames * 2, stages + 1
-    return (stages - 1) * int(epochs_per_stage) + int(final_epochs)
+    from hierarchicalvlm.data.synthetic import LengthCurriculum
+
+    curriculum = LengthCurriculum.from_config(
+        {"start_frames": int(start_frames), "epochs_per_stage": int(epochs_per_stage)}, int(num_frames))
+    return curriculum.first_full_epoch + int(final_epochs)
 
 
 def run_name() -> str:
