@@ -101,8 +101,11 @@ def test_the_report_draws_the_depth_heatmap_and_the_chance_level(tmp_path: Path)
         fake_job(sweep, "full", 64, seed, [1.0] * 10)
         # a window sees only the last tenth of the video
         fake_job(sweep, "local", 64, seed, [0.2] * 9 + [0.9 + 0.05 * seed])
+        fake_job(sweep, "mamba", 64, seed, [0.17] * 10)  # learned nothing: flagged, not read as a result
     files = write_report(sweep)
     text = files.report.read_text()
+    rows = {line.split("|")[1].strip(" *"): line for line in text.splitlines() if line.startswith("| **")}
+    assert "at chance" in rows["mamba"] and "at chance" not in rows["local"] and "at chance" not in rows["full"]
     assert "## Accuracy by evidence depth" in text and "Chance accuracy (best guess from the question alone): 0.167" in text
     local = text[text.index("### local"):]
     assert "| 90-100 % | 0.93 ± 0.04 |" in local and "| 0-10 % | 0.20 ± 0.00 |" in local

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 ACCURACY_KEYS = ("test/qa_acc", "val/qa_acc")  # the first one a job has is its accuracy
 CHANCE_KEYS = ("test/chance_acc", "val/chance_acc")  # the matching chance level, logged by the module
+CHANCE_MARGIN = 0.05  # a cell within this of chance learned nothing: flagged as a gap, never read as a result
 BASELINE = "full"
 MAX_LEN_FILE = "max_seq_len.json"
 REASON_CHARS = 90
@@ -262,8 +263,10 @@ def length_header(seq_len: Optional[int], frames: Optional[int]) -> str:
     return f"{seq_len:,} tokens ({frames} frames)" if frames is not None else f"{seq_len:,} tokens"
 
 
-def cell_text(table: AblationTable, attention: str, seq_len: Optional[int], notes: list[str]) -> str:
-    """The text of one cell; failure reasons go to ``notes`` (numbered footnotes) and are cited."""
+def cell_text(table: AblationTable, attention: str, seq_len: Optional[int], notes: list[str],
+              chance: Optional[float] = None) -> str:
+    """The text of one cell; failure reasons go to ``notes`` (numbered footnotes) and are cited. An accuracy
+    within ``CHANCE_MARGIN`` of ``chance`` is flagged: the job learned nothing, a gap of the recipe or the task."""
     cell = table.cell(attention, seq_len)
     if not cell.jobs:
         return "not run"
@@ -273,6 +276,8 @@ def cell_text(table: AblationTable, attention: str, seq_len: Optional[int], note
         speedup = table.speedup(attention, seq_len)
         parts += [
             format_accuracy(mean, std, len(cell.accuracies)),
+            *(["⚠ at chance: learned nothing, not a result"]
+              if mean is not None and chance is not None and mean <= chance + CHANCE_MARGIN else []),
             f"{format_count(cell.tokens_per_sec)} tok/s",
             format_memory(*cell.peak_memory),
             f"{speedup:.2f}× vs full" if speedup is not None else "speed-up n/a (no full result)",
@@ -327,7 +332,7 @@ def render_markdown(table: AblationTable, title: str, summaries: list[dict[str, 
     lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     notes: list[str] = []
     for attention in table.attentions:
-        row = [f"**{attention}**", *(cell_text(table, attention, n, notes) for n in table.lengths)]
+        row = [f"**{attention}**", *(cell_text(table, attention, n, notes, chance) for n in table.lengths)]
         if results:
             row.append(_md(longest_video_text(results[attention])) if attention in results else "–")
         lines.append("| " + " | ".join(row) + " |")

@@ -30,7 +30,6 @@ from typing import Any, Iterable, Optional
 import dataclasses
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .base import Sample, VideoTextDataModule
