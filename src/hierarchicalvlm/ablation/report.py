@@ -544,13 +544,10 @@ def depth_section(table: AblationTable, chance: Optional[float]) -> list[str]:
 
 
 def report_caption(summaries: list[dict[str, Any]], title: str) -> str:
-    """One line for figures: devices, model size, task families and the sweep."""
+    """One line for figures: the sweep, its devices and task families."""
     devices = sorted({str(s.get("device")) for s in summaries if s.get("device")})
-    params = sorted({s.get("parameters") for s in summaries if s.get("parameters")})
     tasks = sorted({",".join(s.get("tasks") or []) for s in summaries if s.get("tasks")})
     parts = [f"sweep {title}", f"device {', '.join(devices) or '?'}"]
-    if params:
-        parts.append("parameters " + ", ".join(format_count(p) for p in params))
     if tasks:
         parts.append("tasks " + "; ".join(tasks))
     return " · ".join(parts)
