@@ -24,6 +24,11 @@ from omegaconf import DictConfig, open_dict
 import hierarchicalvlm.utils.resolvers  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
+
+try:  # PyAV is a core dependency; only the GPU image (which runs `pytest -m gpu`, no data tests) lacks it
+    import av  # noqa: F401
+except ImportError:
+    collect_ignore = ["data"]
 CONF = ROOT / "conf"
 
 os.environ.setdefault("WANDB_MODE", "disabled")

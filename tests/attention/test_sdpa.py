@@ -36,3 +36,36 @@ def test_sdpa_equals_the_plain_call(masked: bool) -> None:
     if mask is not None:
         mask[..., 0] = True
     torch.testing.assert_close(sdpa(q, k, v, attn_mask=mask), F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+
+
+@pytest.mark.parametrize("mask_rows", [0, 1, 7])
+def test_batches_beyond_the_cuda_grid_run_in_chunks_with_equal_values_and_gradients(
+    monkeypatch: pytest.MonkeyPatch, mask_rows: int
+) -> None:
+    import hierarchicalvlm.attention.ops.sdpa as sdpa_module
+
+    monkeypatch.setattr(sdpa_module, "CUDA_MAX_SEQUENCES", 6)  # 2 heads: chunks of 3 samples
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(7, 2, 5, 4, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.rand(mask_rows, 1, 1, 5, generator=gen) > 0.3 if mask_rows else None
+    if mask is not None:
+        mask[..., 0] = True
+    out = sdpa(q, k, v, attn_mask=mask)
+    grads = torch.autograd.grad(out.square().sum(), (q, k, v))
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    ref_grads = torch.autograd.grad(ref.square().sum(), (q, k, v))
+    torch.testing.assert_close(out, ref)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_more_sequences_than_the_cuda_grid_run_on_the_gpu() -> None:
+    """Level 1 of a 4,096-frame video at batch 32: 32,768 clips x 4 heads (failed with 'invalid argument')."""
+    q = torch.randn(32_768, 4, 16, 16, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    out = sdpa(q, q, q)
+    out.float().sum().backward()
+    head = F.scaled_dot_product_attention(q[:8], q[:8], q[:8])
+    torch.testing.assert_close(out[:8], head)
+    assert torch.isfinite(q.grad).all()
