@@ -1,4 +1,4 @@
-"""Tables and plots of a sweep: report.md, jobs.csv and plots/*.png from every job's summary.json.
+"""Tables and plots of a sweep: report.md, jobs.csv and plots/*.png + .svg from every job's summary.json.
 
     python scripts/ablation_report.py logs/ablation/multiruns/long_seq_ablation
     python scripts/ablation_report.py --latest            # the newest folder under logs/*/multiruns
