@@ -135,25 +135,44 @@ def cell_problems(cell: "Cell") -> Optional[str]:
 
 
 def mark_problems(ax: Any, table: "AblationTable", colours: dict[str, str]) -> int:
-    """An ✗ with its label, on a strip at the bottom of the axes, at each length where a mechanism has failed,
-    diverged or unfinished jobs; the number of marks."""
+    """An ✗ with its label, on a strip at the bottom of the axes (one line per mechanism), at each length where
+    a mechanism has failed, diverged or unfinished jobs; the y range is stretched down so that no data point
+    lies on the strip (call it once the scales are set). Returns the number of marks."""
+    marks = [(attention, n, problems) for attention in table.attentions for n in _known(table)
+             for problems in [cell_problems(table.cell(attention, n))] if problems]
+    rows = {attention: i for i, attention in enumerate(dict.fromkeys(a for a, _, _ in marks))}
+    if marks and ax.has_data():
+        ax.autoscale_view()
+        low, high = ax.get_ylim()
+        reserve = (0.1 + 0.065 * (len(rows) - 1)) / (0.9 - 0.065 * (len(rows) - 1))  # of the data's span
+        log_y = ax.get_yscale() == "log" and low > 0
+        ax.set_ylim(low / (high / low) ** reserve if log_y else low - (high - low) * reserve, high)
     strip = ax.get_xaxis_transform()  # x in data, y in axes fraction: works on any y scale
-    marks = 0
-    for row, attention in enumerate(table.attentions):
-        for n in _known(table):
-            problems = cell_problems(table.cell(attention, n))
-            if problems is None:
-                continue
-            y = 0.04 + 0.065 * row
-            ax.plot([n], [y], marker="x", markersize=8, markeredgewidth=2, color=colours[attention],
-                    transform=strip, clip_on=False, linestyle="none")
-            ax.annotate(f"{attention}: {problems}", (n, y), xycoords=strip, xytext=(6, 0), textcoords="offset points",
-                        fontsize=6, va="center", color=colours[attention])
-            marks += 1
+    for attention, n, problems in marks:
+        y = 0.04 + 0.065 * rows[attention]
+        ax.plot([n], [y], marker="x", markersize=8, markeredgewidth=2, color=colours[attention],
+                transform=strip, clip_on=False, linestyle="none")
+        ax.annotate(f"{attention}: {problems}", (n, y), xycoords=strip, xytext=(6, 0), textcoords="offset points",
+                    fontsize=6, va="center", color=colours[attention])
     if marks:
         ax.plot([], [], marker="x", color="black", linestyle="none", markeredgewidth=2,
                 label="✗ failed / diverged / unfinished")
-    return marks
+    return len(marks)
+
+
+def finish_length_plot(fig: Any, ax: Any, table: "AblationTable", drawn: bool, log_y: bool, labels: tuple[str, ...],
+                       path: Path, caption: str) -> Optional[Path]:
+    """Scales, problem marks, labels and legend of a plot against length; saved, or None with nothing on it."""
+    if not drawn and not any(cell_problems(c) for c in table.cells.values()):
+        _pyplot().close(fig)
+        return None
+    ax.set_xscale("log", base=2)
+    if drawn and log_y:
+        ax.set_yscale("log")
+    mark_problems(ax, table, colours_of(table))
+    _finish(ax, *labels)
+    fig.tight_layout()
+    return save_figure(fig, path, caption)
 
 
 def guide_lines(ax: Any, lengths: list[int], anchor: float, slopes: dict[str, float]) -> None:
@@ -184,7 +203,7 @@ def scaling_plot(table: "AblationTable", path: Path, value: Callable[["Cell"], O
     """Log-log ``value`` vs length per mechanism with the per-batch IQR as error bars, guide ``slopes``
     through the shortest length (geometric mean of the mechanisms there), overhead-bound cells ringed."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     colours = colours_of(table)
     drawn, ringed, first = False, False, []
     for attention in table.attentions:
@@ -204,18 +223,10 @@ def scaling_plot(table: "AblationTable", path: Path, value: Callable[["Cell"], O
         if points[0][0] == _known(table)[0]:
             first.append(points[0][1])
         drawn = True
-    marked = mark_problems(ax, table, colours)
-    if not drawn and not marked:
-        plt.close(fig)
-        return None
     if first:
         guide_lines(ax, _known(table), _geometric_mean(first), slopes)
-    ax.set_xscale("log", base=2)
-    if drawn:
-        ax.set_yscale("log")
-    _finish(ax, LENGTH_LABEL + "\nbars: per-batch interquartile range (mean over seeds)", ylabel, title)
-    fig.tight_layout()
-    return save_figure(fig, path, caption)
+    labels = (LENGTH_LABEL + "\nbars: per-batch interquartile range (mean over seeds)", ylabel, title)
+    return finish_length_plot(fig, ax, table, drawn, True, labels, path, caption)
 
 
 def _geometric_mean(values: list[float]) -> float:
@@ -227,7 +238,7 @@ def line_plot(table: "AblationTable", path: Path, value: Callable[["Cell"], Opti
               title: str, caption: str) -> Optional[Path]:
     """Log-log ``value`` vs length per mechanism (peak memory), problem cells marked."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     colours = colours_of(table)
     drawn = False
     for attention in table.attentions:
@@ -237,21 +248,12 @@ def line_plot(table: "AblationTable", path: Path, value: Callable[["Cell"], Opti
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=colours[attention],
                     label=attention)
             drawn = True
-    marked = mark_problems(ax, table, colours)
-    if not drawn and not marked:
-        plt.close(fig)
-        return None
-    ax.set_xscale("log", base=2)
-    if drawn:
-        ax.set_yscale("log")
-    _finish(ax, LENGTH_LABEL, ylabel, title)
-    fig.tight_layout()
-    return save_figure(fig, path, caption)
+    return finish_length_plot(fig, ax, table, drawn, True, (LENGTH_LABEL, ylabel, title), path, caption)
 
 
 def accuracy_plot(table: "AblationTable", path: Path, chance: Optional[float], caption: str) -> Optional[Path]:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     colours = colours_of(table)
     drawn = False
     for attention in table.attentions:
@@ -261,16 +263,10 @@ def accuracy_plot(table: "AblationTable", path: Path, chance: Optional[float], c
             ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] or 0.0 for p in points],
                         marker="o", capsize=3, color=colours[attention], label=attention)
             drawn = True
-    marked = mark_problems(ax, table, colours)
-    if not drawn and not marked:
-        plt.close(fig)
-        return None
     if chance is not None:
         ax.axhline(chance, color="red", linestyle=":", linewidth=1.2, label=f"chance ({chance:.2f})")
-    ax.set_xscale("log", base=2)
-    _finish(ax, LENGTH_LABEL, "accuracy (mean ± std over seeds)", "Accuracy vs sequence length")
-    fig.tight_layout()
-    return save_figure(fig, path, caption)
+    labels = (LENGTH_LABEL, "accuracy (mean ± std over seeds)", "Accuracy vs sequence length")
+    return finish_length_plot(fig, ax, table, drawn, False, labels, path, caption)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -297,7 +293,7 @@ def pareto_plot(table: "AblationTable", path: Path, chance: Optional[float], cap
     """Accuracy vs tokens/s, each point labelled with its length (labels placed clear of each other), the
     Pareto front at each length dashed; cells without a point listed under the axes."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     colours = colours_of(table)
     labelled: list[tuple[float, float, str, str]] = []
     missing: list[str] = []
