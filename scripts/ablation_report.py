@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"report: {files.report}\njobs:   {files.jobs_csv}")
     for plot in files.plots:
-        print(f"plot:   {plot}")
+        print(f"plot:   {plot} (+ .svg)")
+    for warning in files.warnings:
+        print(f"warning: {warning}")
     return 0
 
 

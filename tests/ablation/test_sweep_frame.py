@@ -127,7 +127,9 @@ def test_overhead_bound_cells_are_flagged_and_guides_have_the_right_slopes(sweep
     table = AblationTable.from_frame(load_sweep(sweep))
     assert table.overhead_bound("full", 128) == pytest.approx((7.0, 512))
     assert table.overhead_bound("full", 512) is None and table.overhead_bound("performer", 128) is None
-    text = write_report(sweep).report.read_text()
+    files = write_report(sweep)
+    assert files.warnings == ["overhead-bound: full @ 128 tokens: 7.0× the tokens/s at 512 tokens"]
+    text = files.report.read_text()
     full = next(line for line in text.splitlines() if line.startswith("| **full**"))
     assert "⚠ overhead-bound: tok/s 7.0× higher at 512 tokens" in full.split(" | ")[1]
     assert "100.0 tok/s (IQR 97.5–112.5)" in full
