@@ -1,4 +1,4 @@
-"""Tables and plots of a sweep: report.md, jobs.csv and plots/*.png from every job's summary.json.
+"""Tables and plots of a sweep: report.md, jobs.csv and plots/*.png + .svg from every job's summary.json.
 
     python scripts/ablation_report.py logs/ablation/multiruns/long_seq_ablation
     python scripts/ablation_report.py --latest            # the newest folder under logs/*/multiruns
@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"report: {files.report}\njobs:   {files.jobs_csv}")
     for plot in files.plots:
-        print(f"plot:   {plot}")
+        print(f"plot:   {plot} (+ .svg)")
+    for warning in files.warnings:
+        print(f"warning: {warning}")
     return 0
 
 

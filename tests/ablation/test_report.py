@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hierarchicalvlm.ablation.report import AblationTable, latest_sweep, load_summaries, pareto_front, write_report
+from hierarchicalvlm.ablation import load_sweep
+from hierarchicalvlm.ablation.figures import pareto_front
+from hierarchicalvlm.ablation.report import AblationTable, latest_sweep, write_report
 from hierarchicalvlm.ablation.summary import write_json_atomic
 
 
@@ -41,7 +43,7 @@ def sweep(tmp_path: Path) -> Path:
 
 
 def test_cells_aggregate_seeds_and_compare_with_full_at_the_same_length(sweep: Path) -> None:
-    table = AblationTable.from_summaries(load_summaries(sweep))
+    table = AblationTable.from_frame(load_sweep(sweep))
     assert table.attentions == ["full", "mamba", "performer"] and table.lengths == [256, 1024]
     full = table.cell("full", 256)
     assert full.accuracy == pytest.approx((0.6, statistics.stdev([0.5, 0.7])))
@@ -71,7 +73,8 @@ def test_report_marks_failed_unfinished_and_missing_cells(sweep: Path) -> None:
     assert len(jobs) == 9 and sum(r["status"] == "failed" for r in jobs) == 1
     failed = next(r for r in jobs if r["status"] == "failed")
     assert failed["error_type"] == "OutOfMemoryError" and failed["accuracy"] == ""
-    assert len(files.plots) == 4 and all(p.stat().st_size > 1000 for p in files.plots)
+    assert len(files.plots) == 5 and all(p.stat().st_size > 1000 for p in files.plots)
+    assert all(p.with_suffix(".svg").stat().st_size > 1000 for p in files.plots)
 
 
 def test_the_longest_video_table_comes_from_max_seq_len_json(sweep: Path) -> None:

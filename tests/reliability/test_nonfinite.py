@@ -61,7 +61,7 @@ def test_the_report_marks_diverged_jobs() -> None:
     summaries = [job("completed", "full"), job("diverged", "performer", "non-finite loss at step 3 (epoch 0)")]
     table = AblationTable.from_summaries(summaries)
     assert cell_text(table, "performer", 32, []).startswith("✗ diverged: NonFiniteError: non-finite loss at step 3")
-    assert "1 completed, 0 failed, 1 diverged, 0 unfinished" in render_markdown(table, "t", summaries, None, [])
+    assert "1 completed, 0 failed, 1 diverged, 0 unfinished" in render_markdown(table, "t", None, [])
 
 
 def fake_trainer(**kwargs) -> SimpleNamespace:

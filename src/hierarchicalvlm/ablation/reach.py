@@ -18,8 +18,9 @@ DEPTH_KEY = re.compile(r"^(test|val)/qa_acc/depth_(\d+)$")
 
 
 def depth_profile(summary: dict[str, Any]) -> dict[int, float]:
-    """Accuracy per depth bucket of one job (test split if it has one, else validation); {} without depths."""
-    metrics = summary.get("metrics") or {}
+    """Accuracy per depth bucket of one job (test split if it has one, else validation); {} without depths.
+    ``summary`` is a job's summary (its ``metrics``) or a flat row of the sweep's frame (metrics as columns)."""
+    metrics = summary.get("metrics") or summary
     by_stage: dict[str, dict[int, float]] = {"test": {}, "val": {}}
     for key, value in metrics.items():
         match = DEPTH_KEY.match(key)
