@@ -37,8 +37,10 @@ install: $(STAMP)
 train: $(STAMP)
 	$(PY) train.py $(ARGS)
 
+# one pytest worker per core (pytest-xdist); a file's tests stay on one worker, so a module's shared sweep runs
+# once; the slowest tests are listed at the end
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n auto --dist loadfile --durations=15 $(ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
