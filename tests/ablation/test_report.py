@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hierarchicalvlm.ablation.report import AblationTable, latest_sweep, load_summaries, pareto_front, write_report
-from hierarchicalvlm.ablation.summary import write_json_atomic
+from hierarchicalvlm.run.summary import write_json_atomic
 
 
 def make_job(sweep: Path, attention: str, frames: int, seed: int, status: str = "completed",

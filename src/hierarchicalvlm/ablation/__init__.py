@@ -1,6 +1,2 @@
-"""Long-sequence ablations: job summaries, resumable failure-tolerant sweeps, the report, the max-length search."""
-
-from .job import AblationJob, JobOutcome
-from .summary import COMPLETED, FAILED, RUNNING, SUMMARY_FILE, read_summary
-
-__all__ = ["AblationJob", "COMPLETED", "FAILED", "JobOutcome", "RUNNING", "SUMMARY_FILE", "read_summary"]
+"""What only sweeps need: the sweep report (:mod:`.report`, depth heatmaps in :mod:`.reach`) and the longest-video
+search (:mod:`.max_len`). One job of a sweep is a run like any other (:mod:`hierarchicalvlm.run`)."""

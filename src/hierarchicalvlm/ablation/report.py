@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .reach import depth_table_markdown, mean_profile, wilson_interval, write_heatmaps
-from .summary import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, SUMMARY_FILE
+from hierarchicalvlm.run.summary import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 
