@@ -20,6 +20,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from hierarchicalvlm.run.checkpoint_io import read_checkpoint
+from hierarchicalvlm.run.config_checks import ConfigError
 from hierarchicalvlm.run.model_identity import IDENTITY_KEY
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,13 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def set_by(key: str, user_keys: set[str]) -> bool:
+    """Whether an override of ``key`` is decided by the user's overrides: the same key or one above it
+    (``attention=full`` decides ``attention.num_features``; ``model/visual=clip`` decides ``model.visual.grid``)."""
+    dotted = key.replace("/", ".")
+    return any(dotted == k or dotted.startswith(k + ".") for k in (u.replace("/", ".") for u in user_keys))
+
+
 def user_overrides() -> list[str]:
     """The overrides given on the command line of this run ([] outside a Hydra app)."""
     from hydra.core.hydra_config import HydraConfig
@@ -86,8 +94,12 @@ def compose_run_config(run_dir: Path, overrides: list[str]) -> Optional[DictConf
         return None
     mine = {override_key(o) for o in overrides} | OWN_KEYS
     saved = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-    merged = [o for o in saved if override_key(o) not in mine] + overrides
-    composed = compose(config_name=HydraConfig.get().job.config_name, overrides=merged, return_hydra_config=True)
+    merged = [o for o in saved if not set_by(override_key(o), mine)] + overrides
+    try:
+        composed = compose(config_name=HydraConfig.get().job.config_name, overrides=merged, return_hydra_config=True)
+    except Exception as err:  # noqa: BLE001 - Hydra's composition errors come in many types
+        raise ConfigError(f"the config of {run_dir} with your overrides does not compose ({err}); "
+                          f"its overrides: {saved}") from None
     set_choices(OmegaConf.to_container(composed.hydra.runtime.choices))
     with read_write(composed), open_dict(composed):
         del composed["hydra"]
