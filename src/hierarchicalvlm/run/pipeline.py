@@ -1,9 +1,9 @@
 """One training/evaluation run from a composed Hydra config: validate, build, fit, test, return what it measured.
 
 Every trainer built here also carries the reliability callbacks that no config can remove: the checkpoint
-records its model (:mod:`.callbacks.model_identity`), resume is faithful (:mod:`.callbacks.resume`), signals
-stop at a step boundary with a checkpoint (:mod:`.callbacks.interrupt`), and a non-finite loss stops the run
-(:mod:`.callbacks.nonfinite`; configured in ``conf/callbacks/default.yaml``, added with its defaults if absent).
+records its model (:mod:`.model_identity`), resume is faithful (:mod:`hierarchicalvlm.callbacks.resume`), signals
+stop at a step boundary with a checkpoint (:mod:`hierarchicalvlm.callbacks.interrupt`), and a non-finite loss stops the run
+(:mod:`hierarchicalvlm.callbacks.nonfinite`; configured in ``conf/callbacks/default.yaml``, added with its defaults if absent).
 A ``ckpt_path`` is opened weights-only and checked against the configured model before anything is built.
 """
 
