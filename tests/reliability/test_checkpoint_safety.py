@@ -32,7 +32,7 @@ class RunsCode:
 
 @pytest.fixture
 def no_build(monkeypatch):
-    monkeypatch.setattr(pipeline, "instantiate", lambda *a, **k: pytest.fail("built objects despite a bad ckpt_path"))
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: pytest.fail("built objects despite a bad ckpt_path"))
 
 
 @pytest.mark.parametrize("mode", [["train=true"], ["train=false", "test=true"]])

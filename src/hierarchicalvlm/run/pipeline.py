@@ -137,11 +137,27 @@ def metrics_of(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
 
 
+def build(cfg: DictConfig, checkpoint: Optional[dict[str, Any]] = None
+          ) -> tuple[VideoTextDataModule, L.LightningModule, L.Trainer]:
+    """Data, model, loggers, callbacks and trainer of a validated config, in that order (``checkpoint``: the
+    opened ``ckpt_path``, whose vocabularies the data module takes)."""
+    datamodule: VideoTextDataModule = instantiate(cfg.data)
+    datamodule.tokenizer_factory = tokenizer_factory(cfg.model.get("text"))  # the text choice's tokenizer
+    shield_data_workers(datamodule)  # a signal to the process group must not kill the data workers mid-step
+    restore_vocab(datamodule, checkpoint)
+    model = build_model(cfg, datamodule.model_inputs())
+    loggers = instantiate_group(cfg.get("logger"))
+    keep_previous_logs(loggers)
+    callbacks = build_callbacks(cfg, loggers)
+    trainer = build_trainer(cfg, callbacks, loggers)
+    return datamodule, model, trainer
+
+
 def run(cfg: DictConfig) -> RunResult:
     """Train and/or test as the config says; return the metrics and what the run measured.
 
-    Data, model, loggers, callbacks and trainer are built in that order. Should anything fail once the trainer
-    exists, the exception carries the run's measurements so far (:func:`.result.partial_result`).
+    Validate, open ``ckpt_path``, seed, :func:`build`, fit, test. Should anything fail once the trainer exists,
+    the exception carries the run's measurements so far (:func:`.result.partial_result`).
     """
     validate_config(cfg)
     if cfg.get("extras", {}).get("print_config"):
@@ -150,16 +166,8 @@ def run(cfg: DictConfig) -> RunResult:
     use_fork_for_data_workers()
     L.seed_everything(cfg.seed, workers=True)
 
-    datamodule: VideoTextDataModule = instantiate(cfg.data)
-    datamodule.tokenizer_factory = tokenizer_factory(cfg.model.get("text"))  # the text choice's tokenizer
-    shield_data_workers(datamodule)  # a signal to the process group must not kill the data workers mid-step
-    restore_vocab(datamodule, checkpoint)
+    datamodule, model, trainer = build(cfg, checkpoint)
     del checkpoint  # Lightning reads the file again, fully, when it restores
-    model = build_model(cfg, datamodule.model_inputs())
-    loggers = instantiate_group(cfg.get("logger"))
-    keep_previous_logs(loggers)
-    callbacks = build_callbacks(cfg, loggers)
-    trainer = build_trainer(cfg, callbacks, loggers)
 
     metrics: dict[str, float] = {}
     try:
