@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 from hydra.utils import instantiate
 
@@ -20,6 +21,7 @@ RUN = [*TINY, "attention=performer", "attention.num_features=16", "model.net.dim
 EVAL = ["train=false", "test=true", "logger=none", "extras.print_config=false", "callbacks.progress_bar=null"]
 
 
+@pytest.mark.slow
 def test_a_run_folder_checkpoint_evaluates_alone_beside_its_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     trained = run_train_py([*RUN, f"hydra.run.dir={run_dir}", f"paths.log_dir={tmp_path / 'logs'}"])
