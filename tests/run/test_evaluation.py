@@ -62,3 +62,25 @@ def test_load_from_checkpoint_gives_the_trained_modules_outputs(make_cfg, tmp_pa
     torch.testing.assert_close(actual.qa_logits, expected.qa_logits)
     torch.testing.assert_close(actual.video_embedding, expected.video_embedding)
     assert not torch.equal(expected.qa_logits, torch.zeros_like(expected.qa_logits))
+
+
+def test_a_lone_checkpoint_brings_its_model_and_the_users_model_overrides_stay(make_cfg, tmp_path: Path) -> None:
+    """Without its run folder, the checkpoint's recorded model replaces the configured one; what the user set on
+    the command line stays (for the identity check to refuse when it contradicts the checkpoint)."""
+    from hierarchicalvlm.run.evaluation import evaluation_config
+    from hierarchicalvlm.run.model_identity import IDENTITY_KEY, model_identity
+
+    trained = make_cfg("attention=performer", "attention.num_features=16", "model.net.dim=48", tiny=False)
+    ckpt = tmp_path / "lone.ckpt"
+    torch.save({"state_dict": {}, IDENTITY_KEY: model_identity(trained)}, ckpt)
+    evaluate = ["train=false", "test=true", f"ckpt_path={ckpt}"]
+
+    cfg = evaluation_config(make_cfg(*evaluate, tiny=False))
+    assert model_identity(cfg) == model_identity(trained)  # attention name, its config and the network
+
+    cfg = evaluation_config(make_cfg(*evaluate, "attention.kernel=torch", "model.net.num_heads=2", tiny=False))
+    assert (cfg.attention.num_features, cfg.attention.kernel) == (16, "torch")
+    assert (cfg.model.net.dim, cfg.model.net.num_heads) == (48, 2)
+
+    cfg = evaluation_config(make_cfg(*evaluate, "attention=full", tiny=False))
+    assert cfg.attention._target_.endswith("FullAttention") and cfg.model.net.dim == 48

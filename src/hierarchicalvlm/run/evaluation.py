@@ -108,17 +108,25 @@ def compose_run_config(run_dir: Path, overrides: list[str]) -> Optional[DictConf
 
 
 def use_checkpoint_model(cfg: DictConfig, checkpoint: dict[str, Any], overrides: list[str]) -> None:
-    """Put the model the checkpoint records into ``cfg`` (attention and network), unless the user set them."""
+    """Put the model the checkpoint records into ``cfg`` (its attention and network config), keeping what the
+    user set on the command line: a whole ``attention=`` choice, or single keys such as ``attention.kernel``
+    or ``model.net.dim`` (an override that contradicts the checkpoint is then refused by the identity check)."""
     identity = checkpoint.get(IDENTITY_KEY)
     if identity is None:
         return
-    keys = [override_key(o) for o in overrides]
+    user_keys = {override_key(o).replace("/", ".") for o in overrides}
+    sections = {"attention": (identity["attention"]["config"], {"attention"}),
+                "model.net": (identity["net"], {"model", "model.net"})}
     with open_dict(cfg):
-        if not any(k == "attention" or k.startswith("attention.") for k in keys):
-            cfg.attention = identity["attention"]["config"]
-            set_choices({"attention": identity["attention"]["name"]})
-        if not any(k in ("model", "model.net") or k.startswith("model.net.") for k in keys):
-            cfg.model.net = identity["net"]
+        for section, (recorded, whole) in sections.items():
+            if user_keys & whole:
+                continue
+            kept = {k: OmegaConf.select(cfg, k) for k in user_keys if k.startswith(section + ".")}
+            OmegaConf.update(cfg, section, recorded, merge=False)
+            for key, value in kept.items():
+                OmegaConf.update(cfg, key, value, force_add=True)
+            if section == "attention":
+                set_choices({"attention": identity["attention"]["name"]})
 
 
 def evaluation_config(cfg: DictConfig) -> DictConfig:
