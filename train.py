@@ -12,7 +12,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from hierarchicalvlm.cli import run_job
+from hierarchicalvlm.run.cli import run_job
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

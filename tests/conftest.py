@@ -21,7 +21,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-import hierarchicalvlm.utils.resolvers  # noqa: F401
+import hierarchicalvlm.run.resolvers  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 

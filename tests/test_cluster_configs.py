@@ -28,7 +28,7 @@ def test_preemptible_callbacks_also_save_last_ckpt_on_a_timer(make_cfg) -> None:
 
 
 def test_a_preemptible_run_writes_last_ckpt(make_cfg, tmp_path) -> None:
-    from hierarchicalvlm.pipeline import run
+    from hierarchicalvlm.run.pipeline import run
 
     cfg = make_cfg("callbacks=preemptible", "trainer.max_epochs=1", "test=false")
     run(cfg)

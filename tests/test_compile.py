@@ -9,7 +9,7 @@ from torch._dynamo.testing import CompileCounter
 
 from hierarchicalvlm.attention import PerformerAttention
 from hierarchicalvlm.attention.linear.performer import step_feature_redraws
-from hierarchicalvlm.pipeline import build
+from hierarchicalvlm.run.pipeline import build
 
 from .test_configs import ATTENTIONS
 

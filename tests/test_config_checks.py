@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hierarchicalvlm.utils import config_checks
-from hierarchicalvlm.utils.config_checks import ConfigError, validate_config
+from hierarchicalvlm.run import config_checks
+from hierarchicalvlm.run.config_checks import ConfigError, validate_config
 
 WRONG_TYPES = {
     "model.net.dim=32.5": "model.net.dim must be a positive integer, got 32.5",

@@ -17,7 +17,7 @@ pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
 
 
 def test_optuna_search_survives_a_failed_trial(tmp_path: Path, monkeypatch) -> None:
-    import hierarchicalvlm.cli as cli
+    import hierarchicalvlm.run.cli as cli
 
     calls = []
     real_run = cli.run

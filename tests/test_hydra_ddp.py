@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
-from hierarchicalvlm.utils import hydra_ddp
+from hierarchicalvlm.run import hydra_ddp
 
 from .conftest import compose_config
 

@@ -10,7 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hierarchicalvlm.callbacks.previews import pick_frames, render_preview, slice_batch
-from hierarchicalvlm.pipeline import run
+from hierarchicalvlm.run.pipeline import run
 
 
 def test_previews_reach_tensorboard(make_cfg, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from hierarchicalvlm.pipeline import build, run
+from hierarchicalvlm.run.pipeline import build, run
 from hierarchicalvlm.publish import load_exported
 
 from .data.helpers import load_script

@@ -9,7 +9,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelSummary
 
 from hierarchicalvlm.callbacks.summary import RichModelSummary
-from hierarchicalvlm.pipeline import build, run
+from hierarchicalvlm.run.pipeline import build, run
 from hierarchicalvlm.text import WordTokenizer
 
 from .conftest import CONF

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hierarchicalvlm.pipeline import run
-from hierarchicalvlm.utils.config_checks import ConfigError
+from hierarchicalvlm.run.pipeline import run
+from hierarchicalvlm.run.config_checks import ConfigError
 
 from .conftest import CONF, run_train_py
 
@@ -20,7 +20,7 @@ ATTENTIONS = sorted(f.stem for f in (CONF / "attention").glob("*.yaml"))
 def test_fast_dev_run_trains_every_attention(name: str, make_cfg) -> None:
     # the tiny test videos have 32 level-2 tokens: shrink windows so the sparse pattern still fits
     fits = ["attention.window_size=8"] if "window_size" in (CONF / "attention" / f"{name}.yaml").read_text() else []
-    metrics = run(make_cfg(f"attention={name}", "debug=fdr", "logger=none", *fits))
+    metrics = run(make_cfg(f"attention={name}", "debug=fdr", "logger=none", *fits)).metrics
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
 
 
@@ -41,7 +41,7 @@ def test_resume_continues_at_the_saved_step(make_cfg, tmp_path: Path) -> None:
 def test_evaluate_a_checkpoint(make_cfg, tmp_path: Path) -> None:
     run(make_cfg("debug=limit", "trainer.max_epochs=1", "test=false"))
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
-    metrics = run(make_cfg("debug=limit", "train=false", "test=true", f"ckpt_path={ckpt}", "logger=none"))
+    metrics = run(make_cfg("debug=limit", "train=false", "test=true", f"ckpt_path={ckpt}", "logger=none")).metrics
     assert 0.0 <= metrics["test/qa_acc"] <= 1.0 and "test/t2v_r1" in metrics
 
 
@@ -54,7 +54,7 @@ def test_a_kill_during_save_keeps_the_last_checkpoint(make_cfg, tmp_path: Path, 
         f.write(b"partial")
         raise KeyboardInterrupt("killed while saving")
 
-    from hierarchicalvlm.utils import checkpoint_io
+    from hierarchicalvlm.run import checkpoint_io
 
     monkeypatch.setattr(checkpoint_io.torch, "save", interrupted_save)
     with pytest.raises(KeyboardInterrupt):
@@ -78,7 +78,7 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_one_clear_error_before_any_compute(case: str, make_cfg, monkeypatch) -> None:
     overrides, expected = BAD_INPUTS[case]
-    import hierarchicalvlm.pipeline as pipeline
+    import hierarchicalvlm.run.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "build", lambda cfg: pytest.fail("built objects despite a config error"))
     with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
@@ -137,7 +137,7 @@ def test_validation_reports_qa_accuracy_per_task_family(make_cfg) -> None:
     from hierarchicalvlm.data.synthetic import SyntheticVideoQADataset
 
     cfg = make_cfg("data.tasks=[count,order,match]", "trainer.max_epochs=1", "test=false")
-    metrics = run(cfg)
+    metrics = run(cfg).metrics
     families = [s.family for s in (SyntheticVideoQADataset(make_spec(cfg), cfg.data.seed, "val", cfg.data.num_val).scene(i)
                                    for i in range(cfg.data.num_val))]
     per_family = {f: metrics[f"val/qa_acc/{f}"] for f in set(families)}

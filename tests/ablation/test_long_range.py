@@ -13,7 +13,7 @@ import torch
 from hierarchicalvlm.ablation.reach import depth_profile, mean_profile, wilson_interval
 from hierarchicalvlm.ablation.report import write_report
 from hierarchicalvlm.models.breakdown import AccuracyBreakdown, depth_buckets
-from hierarchicalvlm.utils.resolvers import curriculum_epochs
+from hierarchicalvlm.run.resolvers import curriculum_epochs
 
 from ..conftest import compose_config
 from .conftest import FIXED, stable_folders, train_py

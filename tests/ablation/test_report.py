@@ -13,7 +13,7 @@ import pytest
 from hierarchicalvlm.ablation import load_sweep
 from hierarchicalvlm.ablation.figures import pareto_front
 from hierarchicalvlm.ablation.report import AblationTable, latest_sweep, write_report
-from hierarchicalvlm.ablation.summary import write_json_atomic
+from hierarchicalvlm.run.summary import write_json_atomic
 
 
 def make_job(sweep: Path, attention: str, frames: int, seed: int, status: str = "completed",

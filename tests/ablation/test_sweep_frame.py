@@ -13,7 +13,7 @@ import pytest
 from hierarchicalvlm.ablation import load_sweep
 from hierarchicalvlm.ablation.figures import colours_of, guide_lines, mark_problems, place_labels
 from hierarchicalvlm.ablation.report import AblationTable, write_report
-from hierarchicalvlm.ablation.summary import write_json_atomic
+from hierarchicalvlm.run.summary import write_json_atomic
 from hierarchicalvlm.ablation.sweep import sweep_command
 
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from hierarchicalvlm.callbacks import LongRangeThroughputMonitor, device_peak_flops
 from hierarchicalvlm.callbacks import throughput as throughput_module
-from hierarchicalvlm.pipeline import run
+from hierarchicalvlm.run.pipeline import run
 
 from .conftest import in_process_config
 

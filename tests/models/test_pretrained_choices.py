@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("transformers")  # the [pretrained] extra (part of [dev])
 
 from hierarchicalvlm.models.visual_backbone import PretrainedFrameAdapter
-from hierarchicalvlm.pipeline import build, run
+from hierarchicalvlm.run.pipeline import build, run
 from hierarchicalvlm.text import PretrainedTokenizer, WordTokenizer
 
 from ..conftest import CONF

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import hierarchicalvlm.pipeline as pipeline
-from hierarchicalvlm.callbacks.model_identity import IDENTITY_KEY, check_model_identity, model_identity
-from hierarchicalvlm.pipeline import run
-from hierarchicalvlm.utils.checkpoint_io import AtomicCheckpointIO, CheckpointError, read_checkpoint
+import hierarchicalvlm.run.pipeline as pipeline
+from hierarchicalvlm.run.model_identity import IDENTITY_KEY, check_model_identity, model_identity
+from hierarchicalvlm.run.pipeline import run
+from hierarchicalvlm.run.checkpoint_io import AtomicCheckpointIO, CheckpointError, read_checkpoint
 
 from ..conftest import compose_config
 from .conftest import FAST

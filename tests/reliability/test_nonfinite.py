@@ -12,12 +12,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from hierarchicalvlm.ablation.job import AblationJob
+from hierarchicalvlm.run.job import Job
 from hierarchicalvlm.ablation.report import AblationTable, cell_text, render_markdown
-from hierarchicalvlm.ablation.summary import read_summary
+from hierarchicalvlm.run.summary import read_summary
 from hierarchicalvlm.callbacks import BestCheckpoint, NonFiniteError, NonFiniteGuard
-from hierarchicalvlm.cli import run_job
-from hierarchicalvlm.utils.checkpoint_io import read_checkpoint
+from hierarchicalvlm.run.cli import run_job
+from hierarchicalvlm.run.checkpoint_io import read_checkpoint
 
 from .conftest import job_config
 
@@ -43,10 +43,10 @@ def test_lr_1e6_stops_at_the_first_nan_loss_and_saves_nothing_non_finite(tmp_pat
 
 
 def test_in_a_sweep_a_diverged_job_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    def diverges(cfg, on_build=None):
+    def diverges(cfg):
         raise NonFiniteError("loss", 7, 1, ": train loss nan")
 
-    outcome = AblationJob(job_config(tmp_path, multirun=True), diverges).execute()
+    outcome = Job(job_config(tmp_path, multirun=True), diverges).execute()
     assert outcome.status == "diverged" and isinstance(outcome.error, NonFiniteError)
     assert read_summary(tmp_path)["status"] == "diverged"
 

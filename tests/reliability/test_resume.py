@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from hierarchicalvlm.callbacks import BestCheckpoint
-from hierarchicalvlm.callbacks.model_identity import IDENTITY_KEY
-from hierarchicalvlm.pipeline import run
-from hierarchicalvlm.utils.checkpoint_io import read_checkpoint
+from hierarchicalvlm.run.model_identity import IDENTITY_KEY
+from hierarchicalvlm.run.pipeline import run
+from hierarchicalvlm.run.checkpoint_io import read_checkpoint
 
 from .conftest import HERE, job_config
 

@@ -9,15 +9,16 @@ import pytest
 from filelock import FileLock
 from omegaconf import OmegaConf
 
-import hierarchicalvlm.utils.resolvers as resolvers
-from hierarchicalvlm.ablation.job import LOCK_FILE, AblationJob, JobBusyError
-from hierarchicalvlm.ablation.summary import read_summary, write_json_atomic
+import hierarchicalvlm.run.resolvers as resolvers
+from hierarchicalvlm.run.result import RunResult
+from hierarchicalvlm.run.job import LOCK_FILE, Job, JobBusyError
+from hierarchicalvlm.run.summary import read_summary, write_json_atomic
 
 from ..conftest import compose_config
 from .conftest import job_config
 
 
-def never_runs(cfg, on_build=None):
+def never_runs(cfg):
     pytest.fail("a job another process is running was run again")
 
 
@@ -35,13 +36,13 @@ def test_a_second_copy_of_a_sweep_skips_the_job_another_process_runs(tmp_path: P
     write_json_atomic(tmp_path / "summary.json", {"status": "running", "attempt": 1})
     before = (tmp_path / "summary.json").read_bytes()
     with FileLock(tmp_path / LOCK_FILE):  # held by the first copy of the sweep
-        outcome = AblationJob(job_config(tmp_path, multirun=True), never_runs).execute()
+        outcome = Job(job_config(tmp_path, multirun=True), never_runs).execute()
     assert outcome.status == "busy" and (tmp_path / "summary.json").read_bytes() == before
     # once the first copy is done, the job is free again
-    AblationJob(job_config(tmp_path, multirun=True), lambda cfg, on_build=None: {}).execute()
+    Job(job_config(tmp_path, multirun=True), lambda cfg: RunResult()).execute()
     assert read_summary(tmp_path)["status"] == "completed"
 
 
 def test_a_single_run_refuses_a_folder_in_use(tmp_path: Path) -> None:
     with FileLock(tmp_path / LOCK_FILE), pytest.raises(JobBusyError, match=f"run folder {tmp_path} is in use"):
-        AblationJob(job_config(tmp_path), never_runs).execute()
+        Job(job_config(tmp_path), never_runs).execute()

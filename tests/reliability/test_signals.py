@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from hierarchicalvlm.ablation.job import AblationJob
-from hierarchicalvlm.ablation.summary import read_summary
+from hierarchicalvlm.run.result import RunResult
+from hierarchicalvlm.run.job import Job
+from hierarchicalvlm.run.summary import read_summary
 from hierarchicalvlm.callbacks.interrupt import STATE, RunInterrupted, _handler, shield_data_workers, signals_handled
-from hierarchicalvlm.cli import run_job
-from hierarchicalvlm.utils.checkpoint_io import read_checkpoint
+from hierarchicalvlm.run.cli import run_job
+from hierarchicalvlm.run.checkpoint_io import read_checkpoint
 
 from .conftest import HERE, job_config
 
@@ -56,7 +57,7 @@ def test_sigterm_stops_a_sweep_and_its_next_run_resumes_the_job(tmp_path: Path) 
     assert read_summary(tmp_path)["status"] == "interrupted"
 
     resumed = []
-    AblationJob(job_config(tmp_path, multirun=True), lambda cfg, on_build=None: resumed.append(cfg.ckpt_path) or {}).execute()
+    Job(job_config(tmp_path, multirun=True), lambda cfg: resumed.append(cfg.ckpt_path) or RunResult()).execute()
     summary = read_summary(tmp_path)
     assert resumed == [str(last)] and summary["attempt"] == 2 and summary["status"] == "completed"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hierarchicalvlm.utils.config_checks import tokens_per_frame, validate_config
+from hierarchicalvlm.run.config_checks import tokens_per_frame, validate_config
 
 from ..conftest import compose_config
 

@@ -1,8 +1,6 @@
-"""Long-sequence ablations: job summaries, resumable failure-tolerant sweeps, the report, the sweep as a DataFrame
-(``load_sweep``), the max-length search."""
+"""What only sweeps need: the sweep report (:mod:`.report`, depth heatmaps in :mod:`.reach`) and the longest-video
+search (:mod:`.max_len`), and ``load_sweep``: a sweep as a pandas DataFrame. One job of a sweep is a run like any other (:mod:`hierarchicalvlm.run`)."""
 
-from .job import AblationJob, JobOutcome
-from .summary import COMPLETED, FAILED, RUNNING, SUMMARY_FILE, read_summary
 from .sweep import load_sweep
 
-__all__ = ["AblationJob", "COMPLETED", "FAILED", "JobOutcome", "RUNNING", "SUMMARY_FILE", "load_sweep", "read_summary"]
+__all__ = ["load_sweep"]

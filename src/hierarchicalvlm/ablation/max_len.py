@@ -26,9 +26,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hierarchicalvlm.callbacks.memory import free_memory, peak_memory, reset_all_peaks
-from hierarchicalvlm.utils.config_checks import ConfigError, tokens_per_frame
-
-from .summary import device_name, now_iso, write_json_atomic
+from hierarchicalvlm.run.config_checks import ConfigError, tokens_per_frame
+from hierarchicalvlm.run.result import partial_result
+from hierarchicalvlm.run.summary import device_name, now_iso, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def compose_train_config(conf_dir: Path, overrides: list[str], root_dir: Path) -
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    import hierarchicalvlm.utils.resolvers  # noqa: F401  (the ${hvlm.*} resolvers)
+    import hierarchicalvlm.run.resolvers  # noqa: F401  (the ${hvlm.*} resolvers)
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(Path(conf_dir).resolve())):
@@ -179,14 +179,14 @@ class OneStepTrial:
         cfg: a composed training config (attention, model, data, trainer chosen).
         memory_cap_bytes: largest allowed peak (host RSS on CPU, allocated memory on a GPU); None = only a real
             out-of-memory error fails (required on CPU, where there is no such error before the machine swaps).
-        run_fn: ``pipeline.run``-compatible function (injectable for tests).
+        run_fn: :func:`hierarchicalvlm.run.pipeline.run`-compatible function (injectable for tests).
     """
 
     def __init__(self, cfg: DictConfig, memory_cap_bytes: Optional[int], run_fn: Optional[Callable[..., Any]] = None):
         if memory_cap_bytes is not None and memory_cap_bytes <= 0:
             raise ValueError(f"memory cap must be positive, got {memory_cap_bytes} bytes")
         if run_fn is None:
-            from hierarchicalvlm.pipeline import run as run_fn
+            from hierarchicalvlm.run.pipeline import run as run_fn
         self.cfg = cfg
         self.cap = memory_cap_bytes
         self.run_fn = run_fn
@@ -196,25 +196,22 @@ class OneStepTrial:
         free_memory()
         reset_all_peaks()
         started = time.perf_counter()
-        built: dict[str, Any] = {}
         with tempfile.TemporaryDirectory(prefix="max_seq_len_") as tmp:
             cfg = one_step_config(self.cfg, num_frames, Path(tmp))
             try:
-                self.run_fn(cfg, on_build=lambda trainer: built.__setitem__("trainer", trainer))
+                result = self.run_fn(cfg)
                 outcome, reason = "fits", None
             except ConfigError as err:
-                outcome, reason = "invalid", str(err)
+                outcome, reason, result = "invalid", str(err), partial_result(err)
             except (torch.cuda.OutOfMemoryError, MemoryError) as err:
                 outcome, reason = "out_of_memory", f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                result = partial_result(err)
                 err.__traceback__ = None
             except Exception as err:  # noqa: BLE001 - any other failure also means "does not train here"
-                outcome, reason = "error", f"{type(err).__name__}: {err}"
+                outcome, reason, result = "error", f"{type(err).__name__}: {err}", partial_result(err)
                 err.__traceback__ = None
-            trainer = built.pop("trainer", None)
-            if trainer is not None:
-                self.device = trainer.strategy.root_device
+            self.device = result.device or self.device
             peak = peak_memory(self.device or torch.device("cpu"))
-            del trainer
         free_memory()
         if outcome == "fits" and self.cap is not None and peak.bytes > self.cap:
             outcome, reason = "over_cap", f"peak {peak.gib:.2f} GiB {peak.kind} > cap {self.cap / GIB:.2f} GiB"

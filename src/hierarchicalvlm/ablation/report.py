@@ -24,7 +24,7 @@ import pandas as pd
 
 from .figures import accuracy_plot, format_count, line_plot, pareto_plot, scaling_plot
 from .reach import depth_table_markdown, mean_profile, write_heatmaps
-from .summary import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, SUMMARY_FILE
+from hierarchicalvlm.run.summary import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, SUMMARY_FILE
 from .sweep import load_sweep, records, sweep_command, sweep_frame
 
 log = logging.getLogger(__name__)

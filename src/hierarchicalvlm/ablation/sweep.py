@@ -25,7 +25,7 @@ from typing import Any, Iterable, Optional
 
 import pandas as pd
 
-from .summary import SUMMARY_FILE
+from hierarchicalvlm.run.summary import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """Lightning callbacks: long-range throughput, FLOPs and peak-memory measurement; the reliability guards
-(non-finite losses, signals, faithful resume, model identity, best checkpoint across resumes)."""
+(non-finite losses, signals, faithful resume, best checkpoint across resumes). The callback that records a
+checkpoint's model is part of the run (:mod:`hierarchicalvlm.run.model_identity`)."""
 
 from .checkpoint import BestCheckpoint
 from .flops import measure_training_flops
 from .interrupt import GracefulStop, RunInterrupted
 from .memory import PeakMemory, peak_memory, reset_peak_memory
-from .model_identity import RecordModelIdentity
 from .nonfinite import NonFiniteError, NonFiniteGuard
 from .resume import FaithfulResume
 from .throughput import LongRangeThroughputMonitor, device_peak_flops
@@ -16,7 +16,6 @@ __all__ = [
     "GracefulStop",
     "NonFiniteError",
     "NonFiniteGuard",
-    "RecordModelIdentity",
     "RunInterrupted",
     "LongRangeThroughputMonitor",
     "PeakMemory",

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import lightning as L
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch.strategies import FSDPStrategy
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -48,7 +49,8 @@ class HierarchicalVLMModule(L.LightningModule):
         net: the network's shape as a plain dict (``model.net``; kept a dict in the checkpoint's hparams), built
             into a :class:`NetConfig` (an unknown key is an error naming ``model.net.<key>``).
         inputs: the data module's ``model_inputs()``.
-        attention: the level-2 attention factory (from ``conf/attention/<name>.yaml``).
+        attention: the level-2 attention: its config as a plain dict (``conf/attention/<name>.yaml``, kept in the
+            checkpoint's hparams so ``load_from_checkpoint(path)`` rebuilds it), or a factory (not saved).
         optimizer: AdamW settings (lr, weight_decay, betas).
         scheduler: warm-up steps and the final learning-rate ratio of the cosine decay.
         loss: weights of the QA and contrastive objectives.
@@ -63,7 +65,7 @@ class HierarchicalVLMModule(L.LightningModule):
         self,
         net: dict[str, Any],
         inputs: dict[str, Any],
-        attention: AttentionFactory,
+        attention: AttentionFactory | dict[str, Any],
         optimizer: dict[str, Any],
         scheduler: dict[str, Any],
         loss: dict[str, float],
@@ -73,7 +75,9 @@ class HierarchicalVLMModule(L.LightningModule):
         text: Optional[dict[str, Any]] = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["attention"])
+        self.save_hyperparameters(ignore=["attention"] if callable(attention) else None)
+        if not callable(attention):
+            attention = instantiate(attention)
         self.net = HierarchicalVLM(inputs, attention, NetConfig.from_dict(net), visual=visual, text=text)
         self.compile_net = compile
         num_answers = inputs["num_answers"]

@@ -1,1 +1,1 @@
-"""Small shared utilities: config resolvers, config checks, distributed helpers."""
+"""Argument checks shared across the package (attention, data): a neutral home, below every other package."""

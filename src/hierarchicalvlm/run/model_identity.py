@@ -15,7 +15,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from hierarchicalvlm.utils.checkpoint_io import CheckpointError
+from hierarchicalvlm.run.checkpoint_io import CheckpointError
+from hierarchicalvlm.run.identity import attention_name
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +25,6 @@ IDENTITY_KEY = "hvlm_model"
 # differ between the checkpoint and the run that loads it.
 RUNTIME_ATTENTION_KEYS = frozenset({"_partial_", "kernel", "chunk_size", "dropout"})
 RUNTIME_NET_KEYS = frozenset({"activation_checkpointing", "dropout"})
-
-
-def attention_name(cfg: DictConfig) -> str:
-    """The ``attention=`` choice of the run (its class name when the config was not composed by Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("attention")
-        if choice:
-            return str(choice)
-    return str(cfg.attention.get("_target_", "?")).rsplit(".", 1)[-1]
 
 
 def model_identity(cfg: DictConfig) -> dict[str, Any]:

@@ -28,7 +28,6 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from hierarchicalvlm.utils.config_checks import ConfigError, summarize
 
 log = logging.getLogger(__name__)
 
@@ -92,25 +91,6 @@ def error_record(err: BaseException) -> dict[str, Any]:
         "type": type(err).__name__,
         "message": str(err)[:MESSAGE_CHARS],
         "traceback_tail": lines[-TRACEBACK_LINES:],
-    }
-
-
-def job_identity(cfg: DictConfig) -> dict[str, Any]:
-    """Attention choice, frames, level-2 sequence length and seed of a job (None where not known)."""
-    try:
-        return summarize(cfg)
-    except ConfigError:  # e.g. a patch size that does not divide the frame: the length is unknown
-        return {**summarize_without_length(cfg), "seq_len": None}
-
-
-def summarize_without_length(cfg: DictConfig) -> dict[str, Any]:
-    from hydra.core.hydra_config import HydraConfig
-
-    attention = HydraConfig.get().runtime.choices.get("attention") if HydraConfig.initialized() else None
-    return {
-        "attention": attention or str(cfg.attention.get("_target_", "?")).rsplit(".", 1)[-1],
-        "num_frames": OmegaConf.select(cfg, "data.num_frames", default=None),
-        "seed": cfg.get("seed"),
     }
 
 

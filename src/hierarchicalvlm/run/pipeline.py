@@ -1,9 +1,9 @@
-"""One training/evaluation job from a composed Hydra config: validate, build, fit, test, report.
+"""One training/evaluation run from a composed Hydra config: validate, build, fit, test, return what it measured.
 
 Every trainer built here also carries the reliability callbacks that no config can remove: the checkpoint
-records its model (:mod:`.callbacks.model_identity`), resume is faithful (:mod:`.callbacks.resume`), signals
-stop at a step boundary with a checkpoint (:mod:`.callbacks.interrupt`), and a non-finite loss stops the run
-(:mod:`.callbacks.nonfinite`; configured in ``conf/callbacks/default.yaml``, added with its defaults if absent).
+records its model (:mod:`.model_identity`), resume is faithful (:mod:`hierarchicalvlm.callbacks.resume`), signals
+stop at a step boundary with a checkpoint (:mod:`hierarchicalvlm.callbacks.interrupt`), and a non-finite loss stops the run
+(:mod:`hierarchicalvlm.callbacks.nonfinite`; configured in ``conf/callbacks/default.yaml``, added with its defaults if absent).
 A ``ckpt_path`` is opened weights-only and checked against the configured model before anything is built.
 """
 
@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import lightning as L
 import torch
@@ -24,15 +24,16 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf
 
 from hierarchicalvlm.callbacks.interrupt import GracefulStop, raise_if_signalled, shield_data_workers
-from hierarchicalvlm.callbacks.model_identity import RecordModelIdentity, check_model_identity, model_identity
+from hierarchicalvlm.run.model_identity import RecordModelIdentity, check_model_identity, model_identity
 from hierarchicalvlm.callbacks.nonfinite import NonFiniteGuard
 from hierarchicalvlm.callbacks.resume import FaithfulResume
 from hierarchicalvlm.callbacks.summary import trainer_switches
 from hierarchicalvlm.data.base import VideoTextDataModule
 from hierarchicalvlm.text import tokenizer_factory
-from hierarchicalvlm.utils.checkpoint_io import AtomicCheckpointIO, read_checkpoint
-from hierarchicalvlm.utils.config_checks import validate_config
-from hierarchicalvlm.utils.rich_config import print_config_tree
+from hierarchicalvlm.run.checkpoint_io import AtomicCheckpointIO, read_checkpoint
+from hierarchicalvlm.run.config_checks import validate_config
+from hierarchicalvlm.run.config_tree import print_config_tree
+from hierarchicalvlm.run.result import RunResult, attach_result, measure
 
 log = logging.getLogger(__name__)
 
@@ -98,30 +99,31 @@ def reliability_callbacks(cfg: DictConfig, configured: list[Any]) -> list[Any]:
     return extra
 
 
-def build(cfg: DictConfig, checkpoint: Optional[dict[str, Any]] = None
-          ) -> tuple[VideoTextDataModule, L.LightningModule, L.Trainer]:
-    """Data module, model and trainer of a validated config (``checkpoint``: the opened ``ckpt_path``)."""
-    datamodule: VideoTextDataModule = instantiate(cfg.data)
-    datamodule.tokenizer_factory = tokenizer_factory(cfg.model.get("text"))  # the text choice's tokenizer
-    shield_data_workers(datamodule)  # a signal to the process group must not kill the data workers mid-step
-    restore_vocab(datamodule, checkpoint)
-    inputs = datamodule.model_inputs()
-    # plain containers as hyper-parameters: a checkpoint must load with weights_only=True
-    model = instantiate(cfg.model, inputs=inputs, attention=instantiate(cfg.attention), _recursive_=False,
-                        _convert_="all")
-    loggers = instantiate_group(cfg.get("logger"))
-    keep_previous_logs(loggers)
+def build_model(cfg: DictConfig, inputs: dict[str, Any]) -> L.LightningModule:
+    """The LightningModule of ``cfg.model`` with ``cfg.attention`` at level 2. Both are passed as plain containers:
+    they become the checkpoint's hyper-parameters, which must load with ``weights_only=True`` and are enough for
+    ``HierarchicalVLMModule.load_from_checkpoint(path)`` to rebuild the model."""
+    return instantiate(cfg.model, inputs=inputs, attention=OmegaConf.to_container(cfg.attention, resolve=True),
+                       _recursive_=False, _convert_="all")
+
+
+def build_callbacks(cfg: DictConfig, loggers: list[Logger]) -> list[Any]:
+    """The configured callbacks, then the reliability callbacks every run gets."""
     callbacks = instantiate_group(cfg.get("callbacks"))
     if not loggers:  # nothing to report learning rates to (logger=none): Lightning would refuse the monitor
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer = instantiate(
+    return callbacks + reliability_callbacks(cfg, callbacks)
+
+
+def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Logger]) -> L.Trainer:
+    """The Trainer of ``cfg.trainer``; the progress bar and model summary follow their ``callbacks.*`` switches."""
+    return instantiate(
         cfg.trainer,
-        callbacks=callbacks + reliability_callbacks(cfg, callbacks),
+        callbacks=callbacks,
         logger=loggers or False,
         plugins=[AtomicCheckpointIO()],
         **{key: value for key, value in trainer_switches(callbacks).items() if key not in cfg.trainer},
     )
-    return datamodule, model, trainer
 
 
 def log_config(trainer: L.Trainer, model: L.LightningModule, cfg: DictConfig) -> None:
@@ -135,10 +137,27 @@ def metrics_of(trainer: L.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
 
 
-def run(cfg: DictConfig, on_build: Optional[Callable[[L.Trainer], None]] = None) -> dict[str, float]:
-    """Train and/or test as the config says; return the final metrics.
+def build(cfg: DictConfig, checkpoint: Optional[dict[str, Any]] = None
+          ) -> tuple[VideoTextDataModule, L.LightningModule, L.Trainer]:
+    """Data, model, loggers, callbacks and trainer of a validated config, in that order (``checkpoint``: the
+    opened ``ckpt_path``, whose vocabularies the data module takes)."""
+    datamodule: VideoTextDataModule = instantiate(cfg.data)
+    datamodule.tokenizer_factory = tokenizer_factory(cfg.model.get("text"))  # the text choice's tokenizer
+    shield_data_workers(datamodule)  # a signal to the process group must not kill the data workers mid-step
+    restore_vocab(datamodule, checkpoint)
+    model = build_model(cfg, datamodule.model_inputs())
+    loggers = instantiate_group(cfg.get("logger"))
+    keep_previous_logs(loggers)
+    callbacks = build_callbacks(cfg, loggers)
+    trainer = build_trainer(cfg, callbacks, loggers)
+    return datamodule, model, trainer
 
-    ``on_build`` receives the trainer once it exists (the job wrapper reads its callbacks' measurements).
+
+def run(cfg: DictConfig) -> RunResult:
+    """Train and/or test as the config says; return the metrics and what the run measured.
+
+    Validate, open ``ckpt_path``, seed, :func:`build`, fit, test. Should anything fail once the trainer exists,
+    the exception carries the run's measurements so far (:func:`.result.partial_result`).
     """
     validate_config(cfg)
     if cfg.get("extras", {}).get("print_config"):
@@ -146,24 +165,26 @@ def run(cfg: DictConfig, on_build: Optional[Callable[[L.Trainer], None]] = None)
     checkpoint = open_checkpoint(cfg)
     use_fork_for_data_workers()
     L.seed_everything(cfg.seed, workers=True)
+
     datamodule, model, trainer = build(cfg, checkpoint)
     del checkpoint  # Lightning reads the file again, fully, when it restores
-    if on_build is not None:
-        on_build(trainer)
-    log_config(trainer, model, cfg)
-    output_dir = Path(cfg.paths.output_dir)
-    datamodule.save_vocab(output_dir / "tokenizer")  # beside, not in, checkpoints/ (Lightning warns on a used one)
 
     metrics: dict[str, float] = {}
-    if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-        raise_if_signalled()  # a signal during the last step: training is saved, the test is left for the resume
-        metrics.update(metrics_of(trainer))
-    if cfg.get("test", False):
-        ckpt = cfg.get("ckpt_path") if not cfg.get("train", True) else best_checkpoint(trainer)
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
-        metrics.update(metrics_of(trainer))
-    return metrics
+    try:
+        log_config(trainer, model, cfg)
+        datamodule.save_vocab(Path(cfg.paths.output_dir) / "tokenizer")  # beside checkpoints/ (Lightning warns on a used one)
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+            raise_if_signalled()  # a signal during the last step: training is saved, the test is left for the resume
+            metrics.update(metrics_of(trainer))
+        if cfg.get("test", False):
+            ckpt = cfg.get("ckpt_path") if not cfg.get("train", True) else best_checkpoint(trainer)
+            trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            metrics.update(metrics_of(trainer))
+    except BaseException as err:
+        attach_result(err, measure(trainer))
+        raise
+    return measure(trainer, metrics, best_checkpoint(trainer))
 
 
 def best_checkpoint(trainer: L.Trainer) -> Optional[str]:

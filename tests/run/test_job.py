@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from hierarchicalvlm.ablation.job import AblationJob
-from hierarchicalvlm.ablation.summary import read_summary, write_json_atomic
-from hierarchicalvlm.pipeline import run
-from hierarchicalvlm.utils.config_checks import ConfigError
+from hierarchicalvlm.run.result import RunResult
+from hierarchicalvlm.run.job import Job
+from hierarchicalvlm.run.summary import read_summary, write_json_atomic
+from hierarchicalvlm.run.pipeline import run
+from hierarchicalvlm.run.config_checks import ConfigError
 
-from ..conftest import compose_config, job_config_from
-from .conftest import TINY
+from ..conftest import TINY, compose_config, job_config_from
 
 
 def job_config(tmp_path: Path, *overrides: str, multirun: bool = False):
@@ -22,14 +22,14 @@ def job_config(tmp_path: Path, *overrides: str, multirun: bool = False):
     return job_config_from([*TINY, *overrides], tmp_path, multirun)
 
 
-def never_runs(cfg, on_build=None):
+def never_runs(cfg):
     pytest.fail("the job ran although it should have been skipped")
 
 
 def test_a_single_run_config_error_is_recorded_and_still_raised(tmp_path: Path) -> None:
     cfg = job_config(tmp_path, "model.net.dim=30", "model.net.num_heads=4")
     with pytest.raises(ConfigError, match="divisible"):
-        AblationJob(cfg, run).execute()
+        Job(cfg, run).execute()
     summary = read_summary(tmp_path)
     assert summary["status"] == "failed" and summary["error"]["type"] == "ConfigError"
     assert "model.net.dim (30)" in summary["error"]["message"] and summary["attention"] == "full"
@@ -37,7 +37,7 @@ def test_a_single_run_config_error_is_recorded_and_still_raised(tmp_path: Path) 
 
 def test_in_a_multirun_a_config_error_is_returned_not_raised(tmp_path: Path) -> None:
     cfg = job_config(tmp_path, "attention=strided", "attention.stride=4096", multirun=True)
-    outcome = AblationJob(cfg, run).execute()
+    outcome = Job(cfg, run).execute()
     assert outcome.status == "failed" and isinstance(outcome.error, ConfigError)
     summary = read_summary(tmp_path)
     assert summary["status"] == "failed" and "attention.stride" in summary["error"]["message"]
@@ -46,10 +46,10 @@ def test_in_a_multirun_a_config_error_is_returned_not_raised(tmp_path: Path) -> 
 
 def test_a_completed_job_is_skipped_only_in_a_multirun(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "summary.json", {"status": "completed", "metrics": {"val/qa_acc": 0.5}})
-    outcome = AblationJob(job_config(tmp_path, multirun=True), never_runs).execute()
+    outcome = Job(job_config(tmp_path, multirun=True), never_runs).execute()
     assert outcome.status == "skipped" and outcome.metrics == {"val/qa_acc": 0.5}
     calls = []
-    AblationJob(job_config(tmp_path), lambda cfg, on_build=None: calls.append(cfg) or {}).execute()
+    Job(job_config(tmp_path), lambda cfg: calls.append(cfg) or RunResult()).execute()
     assert len(calls) == 1 and read_summary(tmp_path)["status"] == "completed"
 
 
@@ -57,7 +57,7 @@ def test_sweep_resume_false_redoes_completed_jobs(tmp_path: Path) -> None:
     write_json_atomic(tmp_path / "summary.json", {"status": "completed", "metrics": {}})
     calls = []
     cfg = job_config(tmp_path, "sweep_resume=false", multirun=True)
-    AblationJob(cfg, lambda cfg, on_build=None: calls.append(cfg) or {"val/qa_acc": 1.0}).execute()
+    Job(cfg, lambda cfg: calls.append(cfg) or RunResult({"val/qa_acc": 1.0})).execute()
     assert len(calls) == 1 and read_summary(tmp_path)["attempt"] == 1
 
 
@@ -67,7 +67,7 @@ def test_an_unfinished_job_resumes_from_its_last_checkpoint(tmp_path: Path) -> N
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"not read by the fake run")
     seen = []
     cfg = job_config(tmp_path, multirun=True)
-    AblationJob(cfg, lambda cfg, on_build=None: seen.append(cfg.ckpt_path) or {}).execute()
+    Job(cfg, lambda cfg: seen.append(cfg.ckpt_path) or RunResult()).execute()
     last = str(tmp_path / "checkpoints" / "last.ckpt")
     assert seen == [last]
     summary = read_summary(tmp_path)
@@ -79,7 +79,7 @@ def test_summaries_are_written_atomically_and_bad_ones_ignored(tmp_path: Path, m
     write_json_atomic(path, {"status": "completed", "value": float("nan")})
     assert json.loads(path.read_text()) == {"status": "completed", "value": None}  # JSON has no NaN
 
-    import hierarchicalvlm.ablation.summary as summary_module
+    import hierarchicalvlm.run.summary as summary_module
 
     def interrupted_dump(data, f, **kwargs):
         f.write('{"status": "fail')

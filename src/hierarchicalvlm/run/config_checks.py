@@ -186,19 +186,3 @@ def _validate(cfg: DictConfig) -> None:
     if cfg.get("ckpt_path") and not Path(str(cfg.ckpt_path)).exists():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path!r} does not exist; point it at a .ckpt file")
 
-
-def summarize(cfg: DictConfig) -> dict[str, Any]:
-    """The few facts that identify a run: attention, frames, level-2 length, seed, memory level, task families."""
-    from hydra.core.hydra_config import HydraConfig
-
-    attention = HydraConfig.get().runtime.choices.get("attention") if HydraConfig.initialized() else None
-    per_frame = tokens_per_frame(cfg)
-    frames = OmegaConf.select(cfg, "data.num_frames", default=None)
-    return {
-        "attention": attention or str(cfg.attention.get("_target_", "?")).rsplit(".", 1)[-1],
-        "num_frames": frames,
-        "seq_len": per_frame * frames if per_frame and frames else None,
-        "seed": cfg.get("seed"),
-        "memory": OmegaConf.select(cfg, "model.net.memory_enabled", default=None),
-        "tasks": list(OmegaConf.select(cfg, "data.tasks", default=None) or []) or None,
-    }

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 
 def auto_precision() -> str:
@@ -64,26 +64,24 @@ def curriculum_epochs(num_frames: int, start_frames: int, epochs_per_stage: int,
     return curriculum.first_full_epoch + int(final_epochs)
 
 
-def run_name() -> str:
-    """``<attention>-<frames>f-s<seed>`` from the Hydra choices and overrides, for loggers' run names."""
-    from hydra.core.hydra_config import HydraConfig
+def run_name(*, _root_: DictConfig) -> str:
+    """The loggers' name of the run, ``<attention>-<frames>f-s<seed>`` (:func:`.identity.run_name`)."""
+    from hierarchicalvlm.run.identity import run_identity, run_name as name_of
 
-    if not HydraConfig.initialized():
-        return "run"
-    hc = HydraConfig.get()
-    attention = hc.runtime.choices.get("attention", "attention")
-    overrides = dict(o.split("=", 1) for o in hc.overrides.task if "=" in o and not o.startswith("~"))
-    parts = [attention]
-    if "data.num_frames" in overrides:
-        parts.append(f"{overrides['data.num_frames']}f")
-    if "seed" in overrides:
-        parts.append(f"s{overrides['seed']}")
-    return "-".join(parts)
+    return name_of(run_identity(_root_))
+
+
+def beside_run(default: str, *, _root_: DictConfig) -> str:
+    """``hydra.run.dir`` of an evaluation of a run folder's checkpoint: ``<run>/eval/<timestamp>`` (else ``default``)."""
+    from hierarchicalvlm.run.evaluation import beside_run as folder
+
+    return folder(default, _root_=_root_)
 
 
 def register_resolvers() -> None:
     resolvers = {"auto_precision": auto_precision, "wandb_offline": wandb_offline, "run_name": run_name,
-                 "launch_dir": launch_dir, "curriculum_epochs": curriculum_epochs, "fresh_dir": fresh_dir}
+                 "launch_dir": launch_dir, "curriculum_epochs": curriculum_epochs, "fresh_dir": fresh_dir,
+                 "beside_run": beside_run}
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(f"hvlm.{name}"):
             OmegaConf.register_new_resolver(f"hvlm.{name}", fn)
@@ -92,4 +90,4 @@ def register_resolvers() -> None:
 register_resolvers()
 
 # ${hvlm.choices_help:} of `train.py --help` (conf/hydra/help/train.yaml) registers itself on import
-import hierarchicalvlm.utils.help  # noqa: E402,F401
+import hierarchicalvlm.run.help  # noqa: E402,F401

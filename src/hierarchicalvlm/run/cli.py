@@ -10,16 +10,15 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-import hierarchicalvlm.utils.resolvers  # noqa: F401  (registers ${hvlm.*} resolvers)
-from hierarchicalvlm.ablation.job import AblationJob, JobBusyError
+import hierarchicalvlm.run.resolvers  # noqa: F401  (registers ${hvlm.*} resolvers)
 from hierarchicalvlm.callbacks.interrupt import RunInterrupted
 from hierarchicalvlm.callbacks.nonfinite import NonFiniteError
-from hierarchicalvlm.pipeline import run
-from hierarchicalvlm.utils.config_checks import ConfigError
+from hierarchicalvlm.run.config_checks import ConfigError
+from hierarchicalvlm.run.evaluation import evaluation_config
+from hierarchicalvlm.run.job import Job, JobBusyError
+from hierarchicalvlm.run.pipeline import run
 
 log = logging.getLogger(__name__)
-
-OBJECTIVE = "val/qa_acc"
 
 
 def print_metrics(metrics: dict[str, float]) -> None:
@@ -32,7 +31,11 @@ def print_metrics(metrics: dict[str, float]) -> None:
 
 
 def run_job(cfg: DictConfig) -> Optional[float]:
-    """Run one job and record it in ``<output_dir>/summary.json``.
+    """Run one job and record it in ``<output_dir>/summary.json``; return its ``optimized_metric`` (what a
+    hyper-parameter search maximises), None when the run did not produce it.
+
+    ``train=false`` with a ``ckpt_path`` evaluates that checkpoint with the config of the run it came from
+    (:func:`.evaluation.evaluation_config`).
 
     Exit statuses of a single run: 2 for a config mistake (including an unusable ``ckpt_path``), 1 for a run
     that diverged (non-finite loss) or whose folder another process holds, each with one line and no traceback;
@@ -40,7 +43,7 @@ def run_job(cfg: DictConfig) -> Optional[float]:
     multirun a failed or diverged job is recorded and the sweep goes on (returns None); a signal ends the sweep.
     """
     try:
-        outcome = AblationJob(cfg, run).execute()
+        outcome = Job(evaluation_config(cfg), run).execute()
     except ConfigError as err:
         _exit(2, f"config error: {err}")
     except (NonFiniteError, JobBusyError) as err:
@@ -50,7 +53,7 @@ def run_job(cfg: DictConfig) -> Optional[float]:
                              "(a sweep resumes by itself when the same command runs again)")
     if outcome.status == "completed":
         print_metrics(outcome.metrics)
-    return outcome.metrics.get(OBJECTIVE)
+    return outcome.metrics.get(str(cfg.get("optimized_metric") or ""))
 
 
 def _exit(code: int, message: str) -> None:

@@ -20,7 +20,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from hierarchicalvlm.utils.config_checks import ConfigError
+from hierarchicalvlm.run.config_checks import ConfigError
 
 
 class CheckpointError(ConfigError):
@@ -61,7 +61,7 @@ def read_checkpoint(path: _PATH, field: str = "ckpt_path") -> dict[str, Any]:
             raise unreadable(
                 f"it holds objects a weights-only load refuses ({_first_line(err)}); a checkpoint can run code "
                 "when unpickled, so only tensors and plain containers are accepted. If you wrote the file yourself "
-                "with an older version, rewrite it with `python -m hierarchicalvlm.utils.checkpoint_io "
+                "with an older version, rewrite it with `python -m hierarchicalvlm.run.checkpoint_io "
                 "--trust-and-upgrade IN OUT`") from None
         raise unreadable(f"not a torch checkpoint ({_first_line(err)})") from None
     except Exception as err:  # noqa: BLE001 - the unpickler fails in many ways on bytes that are not a checkpoint
@@ -121,7 +121,7 @@ def upgrade_checkpoint(source: _PATH, target: _PATH) -> None:
     read_checkpoint(target)  # the result must now pass the safe load
 
 
-if __name__ == "__main__":  # python -m hierarchicalvlm.utils.checkpoint_io --trust-and-upgrade IN OUT
+if __name__ == "__main__":  # python -m hierarchicalvlm.run.checkpoint_io --trust-and-upgrade IN OUT
     import argparse
 
     parser = argparse.ArgumentParser(description=upgrade_checkpoint.__doc__)

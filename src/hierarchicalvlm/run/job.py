@@ -1,4 +1,4 @@
-"""One job of a run or a sweep, wrapped: summary.json, failure isolation, resume, one wandb run per job.
+"""One run of ``train.py``, alone or a job of a sweep, wrapped: summary.json, failure isolation, resume, wandb.
 
 * Every job writes ``<output_dir>/summary.json`` (:mod:`.summary`).
 * In a multirun, a job that raises (out of memory, a bad combination, a :class:`ConfigError`) is recorded
@@ -23,26 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import lightning as L
-import torch
 from filelock import FileLock, Timeout
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hierarchicalvlm.callbacks.interrupt import RunInterrupted, signals_handled
-from hierarchicalvlm.callbacks.memory import free_memory, peak_memory, reset_all_peaks
+from hierarchicalvlm.callbacks.memory import free_memory, reset_all_peaks
 from hierarchicalvlm.callbacks.nonfinite import NonFiniteError
-from hierarchicalvlm.callbacks.throughput import LongRangeThroughputMonitor
-from hierarchicalvlm.utils.hydra_ddp import distributed_state_per_job, launch_ranks_per_job
-
-from . import tracking
-from .summary import (COMPLETED, DIVERGED, FAILED, INTERRUPTED, JobSummary, job_identity, read_summary,
-                      resolved_config)
+from hierarchicalvlm.run import tracking
+from hierarchicalvlm.run.hydra_ddp import distributed_state_per_job, launch_ranks_per_job
+from hierarchicalvlm.run.identity import run_identity
+from hierarchicalvlm.run.result import RunResult, partial_result
+from hierarchicalvlm.run.summary import (COMPLETED, DIVERGED, FAILED, INTERRUPTED, JobSummary, read_summary,
+                                         resolved_config)
 
 log = logging.getLogger(__name__)
 
-RunFn = Callable[..., dict[str, float]]
+RunFn = Callable[[DictConfig], RunResult]
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 LOCK_FILE = ".lock"
 SKIPPED, BUSY = "skipped", "busy"
@@ -93,21 +91,6 @@ class SweepContext:
         )
 
 
-def _throughput_callback(trainer: Optional[L.Trainer]) -> Optional[LongRangeThroughputMonitor]:
-    if trainer is None:
-        return None
-    return next((cb for cb in trainer.callbacks if isinstance(cb, LongRangeThroughputMonitor)), None)
-
-
-def _measurements(trainer: Optional[L.Trainer]) -> tuple[Optional[torch.device], dict[str, Any], dict[str, Any]]:
-    """Device, steady-state throughput (possibly partial) and peak memory of a finished or failed job."""
-    device = trainer.strategy.root_device if trainer is not None else None
-    callback = _throughput_callback(trainer)
-    throughput = (callback.summary or callback.current_summary()) if callback is not None else {}
-    peak = peak_memory(device or torch.device("cpu"))
-    return device, throughput, peak.as_dict()
-
-
 class _NoLock:
     """The lock of a data-parallel rank other than 0: nothing to hold."""
 
@@ -115,8 +98,9 @@ class _NoLock:
         pass
 
 
-class AblationJob:
-    """Runs ``run_fn(cfg, on_build=...)`` (``pipeline.run``) as one recorded, isolatable, resumable job."""
+class Job:
+    """Runs ``run_fn(cfg)`` (:func:`.pipeline.run`) as one recorded, isolatable, resumable job: every run of
+    ``train.py``, single or one of a sweep, is one."""
 
     def __init__(self, cfg: DictConfig, run_fn: RunFn) -> None:
         self.cfg = cfg
@@ -167,7 +151,7 @@ class AblationJob:
 
         resumed_from = self._resume_checkpoint() if self.resume else None
         launch_ranks_per_job(resume_from=resumed_from)
-        identity = job_identity(self.cfg)
+        identity = run_identity(self.cfg)
         tracking.annotate_wandb(self.cfg, identity, self.context.sweep_name if self.context.multirun else None)
         summary = JobSummary(
             job_dir, identity, resolved_config(self.cfg),
@@ -179,38 +163,32 @@ class AblationJob:
         )
         summary.start()
         reset_all_peaks()
-        built: dict[str, L.Trainer] = {}
         try:
             with distributed_state_per_job() if self.context.multirun else nullcontext():
-                metrics = self.run_fn(self.cfg, on_build=lambda trainer: built.__setitem__("trainer", trainer))
+                result = self.run_fn(self.cfg)
         except (RunInterrupted, SIGTERMException) as err:
             interrupted = err if isinstance(err, RunInterrupted) else RunInterrupted(15)
-            self._record(interrupted, summary, identity, built.get("trainer"), INTERRUPTED)
+            self._record(interrupted, summary, identity, partial_result(err), INTERRUPTED)
             log.error("job %s %s; running the same command again resumes it", job_dir, interrupted)
             raise interrupted from None
         except NonFiniteError as err:
-            return self._failed(err, summary, identity, built.get("trainer"), DIVERGED)
+            return self._failed(err, summary, identity, DIVERGED)
         except Exception as err:  # noqa: BLE001 - recorded; re-raised unless this is one job of a multirun
-            return self._failed(err, summary, identity, built.get("trainer"), FAILED)
-        else:
-            device, throughput, peak = _measurements(built.get("trainer"))
+            return self._failed(err, summary, identity, FAILED)
         finally:
-            built.clear()
             free_memory()
-        summary.complete(device, metrics, throughput, peak)
-        tracking.finish_wandb(identity, metrics, throughput, COMPLETED)
-        return JobOutcome(COMPLETED, metrics, job_dir=job_dir)
+        summary.complete(result.device, result.metrics, result.throughput, result.peak_memory)
+        tracking.finish_wandb(identity, result.metrics, result.throughput, COMPLETED)
+        return JobOutcome(COMPLETED, result.metrics, job_dir=job_dir)
 
-    def _record(self, err: BaseException, summary: JobSummary, identity: dict[str, Any],
-                trainer: Optional[L.Trainer], status: str) -> None:
-        device, throughput, peak = _measurements(trainer)
-        summary.fail(err, device, throughput, peak, status=status)
-        tracking.finish_wandb(identity, {}, throughput, status)
+    def _record(self, err: BaseException, summary: JobSummary, identity: dict[str, Any], result: RunResult,
+                status: str) -> None:
+        summary.fail(err, result.device, result.throughput, result.peak_memory, status=status)
+        tracking.finish_wandb(identity, {}, result.throughput, status)
 
-    def _failed(self, err: Exception, summary: JobSummary, identity: dict[str, Any],
-                trainer: Optional[L.Trainer], status: str) -> JobOutcome:
+    def _failed(self, err: Exception, summary: JobSummary, identity: dict[str, Any], status: str) -> JobOutcome:
         """Record the failure (``failed`` or ``diverged``); raise it again in a single run, return it in a multirun."""
-        self._record(err, summary, identity, trainer, status)
+        self._record(err, summary, identity, partial_result(err), status)
         if not self.context.multirun:
             raise err
         log.error("job %s %s: %s: %s (the sweep goes on; details in its summary.json)",
