@@ -76,6 +76,7 @@ def test_every_job_of_the_sweep_writes_a_completed_summary(resumed_sweep) -> Non
         assert 0.0 <= summary["metrics"]["test/qa_acc"] <= 1.0
         assert summary["throughput"]["steady_steps"] >= 1 and summary["throughput"]["tokens_per_sec_median"] > 0
         assert summary["peak_memory"]["kind"] == "host_rss" and summary["peak_memory"]["bytes"] > 0
+        assert summary["num_parameters"] > 0  # the report's model size
         assert summary["device"].startswith("cpu") and summary["started_at"] <= summary["ended_at"]
 
 
@@ -119,12 +120,13 @@ def test_the_report_has_every_cell(resumed_sweep, tmp_path: Path) -> None:
         assert len(cells) == len(FRAMES)
         assert all("acc " in c and "tok/s" in c and "GiB host RSS" in c and "× vs full" in c for c in cells)
     assert "not run" not in text and "failed" not in text.split("| attention")[1]
+    assert " parameters." in text.split("| attention")[0]  # the model size, from the summaries
     rows = list(csv.DictReader(open(files.jobs_csv)))
     assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
     assert sorted(p.name for p in files.plots) == sorted(
-        ["throughput_vs_length.png", "memory_vs_length.png", "accuracy_vs_length.png", "accuracy_vs_throughput.png",
-         "depth_heatmaps.png"])
-    assert all(p.stat().st_size > 1000 for p in files.plots)
+        ["throughput_vs_length.png", "step_time_vs_length.png", "memory_vs_length.png", "accuracy_vs_length.png",
+         "accuracy_vs_throughput.png", "depth_heatmaps.png"])
+    assert all(p.stat().st_size > 1000 and p.with_suffix(".svg").stat().st_size > 1000 for p in files.plots)
 
 
 @pytest.fixture(scope="module")

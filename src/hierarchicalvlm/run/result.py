@@ -22,13 +22,15 @@ _RESULT_ATTRIBUTE = "hvlm_run_result"
 @dataclass
 class RunResult:
     """The outcome of one run: final metrics, the device it ran on, its steady-state throughput (possibly partial),
-    its peak memory (:meth:`PeakMemory.as_dict`) and its best checkpoint (None when none was written)."""
+    its peak memory (:meth:`PeakMemory.as_dict`), its best checkpoint (None when none was written) and the model's
+    parameter count (the report's model size)."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     device: Optional[torch.device] = None
     throughput: dict[str, Any] = field(default_factory=dict)
     peak_memory: dict[str, Any] = field(default_factory=dict)
     best_checkpoint: Optional[str] = None
+    num_parameters: Optional[int] = None
 
 
 def throughput_of(trainer: L.Trainer) -> dict[str, Any]:
@@ -49,7 +51,14 @@ def measure(trainer: Optional[L.Trainer], metrics: Optional[dict[str, float]] = 
         throughput=throughput_of(trainer) if trainer is not None else {},
         peak_memory=peak_memory(device or torch.device("cpu")).as_dict(),
         best_checkpoint=best_checkpoint,
+        num_parameters=parameter_count(trainer),
     )
+
+
+def parameter_count(trainer: Optional[L.Trainer]) -> Optional[int]:
+    """Every parameter of the trained module (None before a module is attached)."""
+    module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+    return None if module is None else sum(p.numel() for p in module.parameters())
 
 
 def attach_result(err: BaseException, result: RunResult) -> None:

@@ -127,6 +127,7 @@ class JobSummary:
             "metrics": {},
             "throughput": {},
             "peak_memory": None,
+            "num_parameters": None,
             "error": None,
             "config": config,
         }
@@ -141,7 +142,7 @@ class JobSummary:
         self.write()
 
     def _finish(self, status: str, device: Optional[torch.device], metrics: dict[str, float],
-                throughput: dict[str, Any], peak: Optional[dict[str, Any]]) -> None:
+                throughput: dict[str, Any], peak: Optional[dict[str, Any]], num_parameters: Optional[int]) -> None:
         ended = datetime.now(timezone.utc)
         self.data.update(
             status=status,
@@ -151,15 +152,16 @@ class JobSummary:
             metrics=dict(metrics),
             throughput=dict(throughput),
             peak_memory=peak,
+            num_parameters=num_parameters,
         )
         self.write()
 
     def complete(self, device: Optional[torch.device], metrics: dict[str, float], throughput: dict[str, Any],
-                 peak: Optional[dict[str, Any]]) -> None:
-        self._finish(COMPLETED, device, metrics, throughput, peak)
+                 peak: Optional[dict[str, Any]], num_parameters: Optional[int] = None) -> None:
+        self._finish(COMPLETED, device, metrics, throughput, peak, num_parameters)
 
     def fail(self, err: BaseException, device: Optional[torch.device], throughput: dict[str, Any],
-             peak: Optional[dict[str, Any]], status: str = FAILED) -> None:
+             peak: Optional[dict[str, Any]], status: str = FAILED, num_parameters: Optional[int] = None) -> None:
         """End the job as ``status`` (``failed``, ``diverged`` or ``interrupted``), keeping ``err`` as its reason."""
         self.data["error"] = error_record(err)
-        self._finish(status, device, {}, throughput, peak)
+        self._finish(status, device, {}, throughput, peak, num_parameters)
