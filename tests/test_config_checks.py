@@ -1,4 +1,4 @@
-"""The config validator turns values of the wrong type into the usual one-line error naming the key (issue 13)."""
+"""The config validator turns values of the wrong type into the usual one-line error naming the key."""
 
 from __future__ import annotations
 

@@ -132,7 +132,7 @@ def test_the_report_has_every_cell(resumed_sweep, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def failing_sweep(tmp_path_factory) -> SimpleNamespace:
     """experiment=long_seq_ablation shrunk to two jobs run in parallel by the joblib launcher, one of which runs
-    out of (simulated) memory; wandb offline; two data-loader workers per loader (issue 13: under joblib every
+    out of (simulated) memory; wandb offline; two data-loader workers per loader (formerly: under joblib every
     job failed with a pickle error as its workers started)."""
     logs = tmp_path_factory.mktemp("failing_sweep") / "logs"
     # paths.log_dir and logger are left out of the folder names by the experiment itself

@@ -1,4 +1,4 @@
-"""Videos as they come from the wild (issue 17): every frame read is the one shown at the asked time, or a clear error.
+"""Videos as they come from the wild: every frame read is the one shown at the asked time, or a clear error.
 
 Each file is written with PyAV with its frame number stamped into its pixels (``stamped_video``), and every read
 is checked frame by frame against a decode of the whole file (FFmpeg's own frames and timestamps).
@@ -230,7 +230,7 @@ def test_build_annotations_finds_transport_streams_by_default(tmp_path, capsys):
         build.main(["--video-root", str(tmp_path / "clips"), "--out", str(tmp_path / "ann.csv")])
 
 
-# --- bad data, named (issue 13 item 7) -----------------------------------------------------------
+# --- bad data, named ---------------------------------------------------------------------------
 def test_each_skipped_file_is_named_once_and_counted_per_split(media, tmp_path, caplog):
     ann = _write(tmp_path / "bad.csv", "video,caption,split\nvideos/a.mp4,good,train\nvideos/corrupt.mp4,bad,train\n"
                                        "videos/b.mp4,good,val\nvideos/corrupt.mp4,bad,val\n")

@@ -1,5 +1,5 @@
 """A ``ckpt_path`` never runs code, an unreadable one is one clear line, and one of another model is refused
-before anything is built (issue 13: pickles ran with weights_only=False; raw library errors; a ``full``
+before anything is built (formerly: pickles ran with weights_only=False; raw library errors; a ``full``
 checkpoint resumed silently as ``strided``)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A diverging run stops at its first non-finite loss, says so, saves nothing non-finite and exits non-zero; the
-sweep report marks it diverged (issue 13: lr=1e6 ran to the end, "completed", a NaN checkpoint kept as best)."""
+sweep report marks it diverged (formerly: lr=1e6 ran to the end, "completed", a NaN checkpoint kept as best)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retrieval recall counts non-finite similarity scores as misses, never as hits (issue 13: NaN recall was 1.0)."""
+"""Retrieval recall counts non-finite similarity scores as misses, never as hits (formerly: NaN recall was 1.0)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A run resumed from the checkpoint a ``kill -9`` leaves logs bitwise the same losses as the run that was never
-stopped, keeps the earlier attempt's logs and its best checkpoint (issue 13: the shuffle order and the RNG were
+stopped, keeps the earlier attempt's logs and its best checkpoint (formerly: the shuffle order and the RNG were
 not saved; metrics.csv of the first attempt was deleted; a resume into a new folder forgot the best score)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Run folders never collide and a job has one runner (issue 13: two runs started in the same second shared a
+"""Run folders never collide and a job has one runner (formerly: two runs started in the same second shared a
 folder and overwrote each other; the same sweep started twice ran a job twice and marked a completed job failed)."""
 
 from __future__ import annotations

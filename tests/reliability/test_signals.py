@@ -1,6 +1,6 @@
 """SIGTERM and SIGINT stop a run after the current step with last.ckpt saved there, the summary says
 ``interrupted``, the exit status is 143 / 130, and in a sweep the job resumes on the next run of the command
-(issue 13: exit 0 and a stale last.ckpt, a summary left ``running``, a sweep that went on to the next job)."""
+(formerly: exit 0 and a stale last.ckpt, a summary left ``running``, a sweep that went on to the next job)."""
 
 from __future__ import annotations
 

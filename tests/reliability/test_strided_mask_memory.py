@@ -1,4 +1,4 @@
-"""Strided attention with a padding mask allocates nothing of size O(n^2 / stride) when non-causal (issue 13)."""
+"""Strided attention with a padding mask allocates nothing of size O(n^2 / stride) when non-causal."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Forward+backward time and peak memory of every attention mechanism against full attention, over sequence length.
 
-Why: the seed promises speed-ups (strided 2x, local+global 4x, Performer 8x+, Mamba 10x+ over standard attention);
+Why: the project promises speed-ups (strided 2x, local+global 4x, Performer 8x+, Mamba 10x+ over standard attention);
 this module measures what the mechanisms of ``conf/attention/`` actually cost, on the machine at hand, so that
 claims can be checked and crossover lengths (from where a mechanism beats full attention) read off.
 
