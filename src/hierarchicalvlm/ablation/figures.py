@@ -121,10 +121,6 @@ def colours_of(table: "AblationTable") -> dict[str, str]:
     return {a: f"C{i % 10}" for i, a in enumerate(table.attentions)}
 
 
-def _known(table: "AblationTable") -> list[int]:
-    return [n for n in table.lengths if n is not None]
-
-
 def cell_problems(cell: "Cell") -> Optional[str]:
     """'2 failed, 1 diverged' over the cell's jobs that have no final result (prefixed 'k/n' when others did)."""
     bad = [j.get("status") for j in cell.jobs if j.get("status") != "completed"]
@@ -138,7 +134,7 @@ def mark_problems(ax: Any, table: "AblationTable", colours: dict[str, str]) -> i
     """An ✗ with its label, on a strip at the bottom of the axes (one line per mechanism), at each length where
     a mechanism has failed, diverged or unfinished jobs; the y range is stretched down so that no data point
     lies on the strip (call it once the scales are set). Returns the number of marks."""
-    marks = [(attention, n, problems) for attention in table.attentions for n in _known(table)
+    marks = [(attention, n, problems) for attention in table.attentions for n in table.known_lengths
              for problems in [cell_problems(table.cell(attention, n))] if problems]
     rows = {attention: i for i, attention in enumerate(dict.fromkeys(a for a, _, _ in marks))}
     if marks and ax.has_data():
@@ -207,7 +203,7 @@ def scaling_plot(table: "AblationTable", path: Path, value: Callable[["Cell"], O
     colours = colours_of(table)
     drawn, ringed, first = False, False, []
     for attention in table.attentions:
-        points = [(n, value(table.cell(attention, n)), spread(table.cell(attention, n))) for n in _known(table)]
+        points = [(n, value(table.cell(attention, n)), spread(table.cell(attention, n))) for n in table.known_lengths]
         points = [p for p in points if p[1] is not None]
         if not points:
             continue
@@ -220,11 +216,11 @@ def scaling_plot(table: "AblationTable", path: Path, value: Callable[["Cell"], O
             ax.scatter([n for n, _ in bound], [v for _, v in bound], s=160, facecolors="none", edgecolors="red",
                        linewidths=1.2, label=None if ringed else "overhead-bound (tokens/s rises with length)")
             ringed = True
-        if points[0][0] == _known(table)[0]:
+        if points[0][0] == table.known_lengths[0]:
             first.append(points[0][1])
         drawn = True
     if first:
-        guide_lines(ax, _known(table), _geometric_mean(first), slopes)
+        guide_lines(ax, table.known_lengths, _geometric_mean(first), slopes)
     labels = (LENGTH_LABEL + "\nbars: per-batch interquartile range (mean over seeds)", ylabel, title)
     return finish_length_plot(fig, ax, table, drawn, True, labels, path, caption)
 
@@ -242,7 +238,7 @@ def line_plot(table: "AblationTable", path: Path, value: Callable[["Cell"], Opti
     colours = colours_of(table)
     drawn = False
     for attention in table.attentions:
-        points = [(n, value(table.cell(attention, n))) for n in _known(table)]
+        points = [(n, value(table.cell(attention, n))) for n in table.known_lengths]
         points = [p for p in points if p[1] is not None]
         if points:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=colours[attention],
@@ -257,7 +253,7 @@ def accuracy_plot(table: "AblationTable", path: Path, chance: Optional[float], c
     colours = colours_of(table)
     drawn = False
     for attention in table.attentions:
-        points = [(n, *table.cell(attention, n).accuracy) for n in _known(table)]
+        points = [(n, *table.cell(attention, n).accuracy) for n in table.known_lengths]
         points = [p for p in points if p[1] is not None]
         if points:
             ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] or 0.0 for p in points],

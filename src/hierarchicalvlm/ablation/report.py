@@ -183,6 +183,11 @@ class AblationTable:
         """The table of summary dicts (each with a ``job`` name), without their folders' CSV logs."""
         return cls.from_frame(sweep_frame(summaries))
 
+    @property
+    def known_lengths(self) -> list[int]:
+        """The columns whose sequence length is known (a job that failed before recording one has None)."""
+        return [n for n in self.lengths if n is not None]
+
     def cell(self, attention: str, seq_len: Optional[int]) -> Cell:
         return self.cells.get((attention, seq_len)) or Cell(attention, seq_len)
 
@@ -197,7 +202,7 @@ class AblationTable:
         mine = self.cell(attention, seq_len).tokens_per_sec
         if mine is None or seq_len is None:
             return None
-        rises = [(speed / mine, n) for n in _known(self.lengths) if n > seq_len
+        rises = [(speed / mine, n) for n in self.known_lengths if n > seq_len
                  for speed in [self.cell(attention, n).tokens_per_sec] if speed is not None]
         rise = max(rises, default=None)
         return rise if rise is not None and rise[0] >= OVERHEAD_RISE else None
@@ -368,7 +373,7 @@ def overhead_section(table: AblationTable) -> list[str]:
 def overhead_warnings(table: AblationTable) -> list[str]:
     """'full @ 128 tokens: 7.0× the tokens/s at 512 tokens' for each overhead-bound cell."""
     return [f"{a} @ {n:,} tokens: {rise[0]:.1f}× the tokens/s at {rise[1]:,} tokens"
-            for a in table.attentions for n in _known(table.lengths) for rise in [table.overhead_bound(a, n)] if rise]
+            for a in table.attentions for n in table.known_lengths for rise in [table.overhead_bound(a, n)] if rise]
 
 
 def format_parameters(frame: pd.DataFrame) -> Optional[str]:
@@ -410,19 +415,15 @@ def write_plots(table: AblationTable, out_dir: Path, chance: Optional[float] = N
                   "Peak memory vs sequence length", caption),
         accuracy_plot(table, plot_dir / "accuracy_vs_length.png", chance, caption),
         pareto_plot(table, plot_dir / "accuracy_vs_throughput.png", chance, caption),
-        write_heatmaps(table.attentions, _known(table.lengths), depth_profiles(table),
+        write_heatmaps(table.attentions, table.known_lengths, depth_profiles(table),
                        plot_dir / "depth_heatmaps.png", chance, caption),
     ]
     return [p.relative_to(out_dir) for p in written if p is not None]
 
 
-def _known(lengths: list[Optional[int]]) -> list[int]:
-    return [n for n in lengths if n is not None]
-
-
 def depth_profiles(table: AblationTable) -> dict[str, dict[int, dict[int, tuple]]]:
     """{variant: {seq_len: {depth bucket: (mean, std, seeds)}}} over the completed jobs of each cell."""
-    return {a: {n: mean_profile(table.cell(a, n).completed) for n in _known(table.lengths)} for a in table.attentions}
+    return {a: {n: mean_profile(table.cell(a, n).completed) for n in table.known_lengths} for a in table.attentions}
 
 
 def depth_section(table: AblationTable, chance: Optional[float]) -> list[str]:
@@ -430,7 +431,7 @@ def depth_section(table: AblationTable, chance: Optional[float]) -> list[str]:
     profiles = depth_profiles(table)
     lines: list[str] = []
     for variant in table.attentions:
-        lines += depth_table_markdown(variant, _known(table.lengths), profiles[variant], chance)
+        lines += depth_table_markdown(variant, table.known_lengths, profiles[variant], chance)
     if not lines:
         return []
     return ["", "## Accuracy by evidence depth", "",

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Optional
 
 import pandas as pd
 
+from hierarchicalvlm.run.evaluation import override_key
 from hierarchicalvlm.run.summary import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ ACCURACY_KEYS = ("test/qa_acc", "val/qa_acc")  # the first one a job has is its 
 CHANCE_KEYS = ("test/chance_acc", "val/chance_acc")  # the matching chance level, logged by the module
 SAMPLE_KEYS = ("test/num_samples", "val/num_samples")
 VAL_ACCURACY = "val/qa_acc"
-PARAMETER_KEYS = ("num_parameters", "total_parameters")  # read only if a summary records one
 METRICS_CSV = Path("csv") / "metrics.csv"
 PER_BATCH = {"tokens_per_sec": "throughput/tokens_per_sec", "step_time_s": "throughput/step_time_s"}
 STEP_IN_ERROR = re.compile(r"\bat step (\d+)")
@@ -75,10 +75,10 @@ def split_overrides(name: str) -> dict[str, str]:
     return dict(p.split("=", 1) for p in parts if "=" in p)
 
 
-def swept_values(summary: dict[str, Any], folder: str) -> dict[str, str]:
-    """The overrides that name the job (``override_dirname``, else its folder name), as written."""
-    name = summary.get("override_dirname") or Path(folder).name
-    return {key.lstrip("+~"): value for key, value in split_overrides(str(name)).items()}
+def job_overrides(override_dirname: Optional[str], folder: str) -> dict[str, str]:
+    """The overrides that name a job (its ``override_dirname``, else its folder name), as written."""
+    name = override_dirname or Path(folder).name
+    return {override_key(key): value for key, value in split_overrides(str(name)).items()}
 
 
 def config_value(config: Any, dotted: str) -> Any:
@@ -157,18 +157,9 @@ def logged_figures(job_dir: Path, windows: Optional[int] = None) -> dict[str, An
     return figures
 
 
-def parameter_count(summary: dict[str, Any]) -> Optional[int]:
-    """The model's parameter count where the summary records one (top level or under ``model``), else None."""
-    for where in (summary, summary.get("model") or {}):
-        for key in PARAMETER_KEYS:
-            if isinstance(where, dict) and isinstance(where.get(key), (int, float)):
-                return int(where[key])
-    return None
-
-
 def job_record(summary: dict[str, Any], job_dir: Optional[Path] = None) -> dict[str, Any]:
     """One row of the frame: identity, swept values, accuracy, every final metric, throughput, errors."""
-    metrics = {k: v for k, v in (summary.get("metrics") or {}).items()}
+    metrics = dict(summary.get("metrics") or {})
     throughput = summary.get("throughput") or {}
     error = summary.get("error") or {}
     peak = summary.get("peak_memory") or {}
@@ -181,9 +172,9 @@ def job_record(summary: dict[str, Any], job_dir: Optional[Path] = None) -> dict[
         eval_samples=int(samples) if samples else None,
         peak_memory_gib=peak["bytes"] / 1024**3 if peak.get("bytes") is not None else None,
         peak_memory_kind=peak.get("kind") if peak.get("bytes") is not None else None,
-        num_parameters=parameter_count(summary),
         error_type=error.get("type"), error_message=error.get("message"),
-        **{key: summary.get(key) for key in ("device", "duration_s", "attempt", "started_at", "ended_at")},
+        **{key: summary.get(key) for key in ("num_parameters", "device", "duration_s", "attempt", "started_at",
+                                             "ended_at")},
     )
     row.update({key: value for key, value in throughput.items() if key not in row})
     if job_dir is not None:
@@ -216,7 +207,7 @@ def sweep_frame(summaries: Iterable[dict[str, Any]], job_dirs: Optional[Iterable
     summaries = list(summaries)
     dirs = list(job_dirs) if job_dirs is not None else [None] * len(summaries)
     rows = [job_record(s, d) for s, d in zip(summaries, dirs)]
-    swept = [swept_values(s, str(s.get("job") or "")) for s in summaries]
+    swept = [job_overrides(s.get("override_dirname"), str(s.get("job") or "")) for s in summaries]
     keys = sorted({k for values in swept for k in values} - set(IDENTITY) - set(DERIVED))
     for row, summary, values in zip(rows, summaries, swept):
         for key in keys:
@@ -291,10 +282,10 @@ def sweep_command(frame: pd.DataFrame, sweep_dir: Optional[Path] = None) -> Opti
     only some jobs shows as a sweep over all). None when neither is known."""
     swept: dict[str, list[str]] = {}
     for name, job in zip(frame.get("override_dirname", []), frame.get("job", [])):
-        for key, value in split_overrides(str(name) if not _missing(name) else Path(str(job)).name).items():
-            if value not in swept.setdefault(key.lstrip("+~"), []):
-                swept[key.lstrip("+~")].append(value)
-    fixed = [o for o in launch_overrides(sweep_dir) if o.split("=", 1)[0].lstrip("+~") not in swept] \
+        for key, value in job_overrides(None if _missing(name) else str(name), str(job)).items():
+            if value not in swept.setdefault(key, []):
+                swept[key].append(value)
+    fixed = [o for o in launch_overrides(sweep_dir) if override_key(o) not in swept] \
         if sweep_dir is not None else []
     if not swept and not fixed:
         return None

@@ -177,14 +177,13 @@ class Job:
             return self._failed(err, summary, identity, FAILED)
         finally:
             free_memory()
-        summary.complete(result.device, result.metrics, result.throughput, result.peak_memory, result.num_parameters)
+        summary.complete(result)
         tracking.finish_wandb(identity, result.metrics, result.throughput, COMPLETED)
         return JobOutcome(COMPLETED, result.metrics, job_dir=job_dir)
 
     def _record(self, err: BaseException, summary: JobSummary, identity: dict[str, Any], result: RunResult,
                 status: str) -> None:
-        summary.fail(err, result.device, result.throughput, result.peak_memory, status=status,
-                     num_parameters=result.num_parameters)
+        summary.fail(err, result, status=status)
         tracking.finish_wandb(identity, {}, result.throughput, status)
 
     def _failed(self, err: Exception, summary: JobSummary, identity: dict[str, Any], status: str) -> JobOutcome:

@@ -28,6 +28,7 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from hierarchicalvlm.run.result import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -141,27 +142,25 @@ class JobSummary:
     def start(self) -> None:
         self.write()
 
-    def _finish(self, status: str, device: Optional[torch.device], metrics: dict[str, float],
-                throughput: dict[str, Any], peak: Optional[dict[str, Any]], num_parameters: Optional[int]) -> None:
+    def _finish(self, status: str, result: RunResult, metrics: dict[str, float]) -> None:
         ended = datetime.now(timezone.utc)
         self.data.update(
             status=status,
             ended_at=ended.isoformat(timespec="seconds"),
             duration_s=round((ended - self._started).total_seconds(), 3),
-            device=device_name(device),
+            device=device_name(result.device),
             metrics=dict(metrics),
-            throughput=dict(throughput),
-            peak_memory=peak,
-            num_parameters=num_parameters,
+            throughput=dict(result.throughput),
+            peak_memory=result.peak_memory,
+            num_parameters=result.num_parameters,
         )
         self.write()
 
-    def complete(self, device: Optional[torch.device], metrics: dict[str, float], throughput: dict[str, Any],
-                 peak: Optional[dict[str, Any]], num_parameters: Optional[int] = None) -> None:
-        self._finish(COMPLETED, device, metrics, throughput, peak, num_parameters)
+    def complete(self, result: RunResult) -> None:
+        self._finish(COMPLETED, result, result.metrics)
 
-    def fail(self, err: BaseException, device: Optional[torch.device], throughput: dict[str, Any],
-             peak: Optional[dict[str, Any]], status: str = FAILED, num_parameters: Optional[int] = None) -> None:
-        """End the job as ``status`` (``failed``, ``diverged`` or ``interrupted``), keeping ``err`` as its reason."""
+    def fail(self, err: BaseException, result: RunResult, status: str = FAILED) -> None:
+        """End the job as ``status`` (``failed``, ``diverged`` or ``interrupted``), keeping ``err`` as its reason and
+        what the run measured before it stopped (no final metrics)."""
         self.data["error"] = error_record(err)
-        self._finish(status, device, {}, throughput, peak, num_parameters)
+        self._finish(status, result, {})
