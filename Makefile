@@ -11,9 +11,13 @@ TORCH_SPEC ?= $(if $(HAS_GPU),torch>=2.4,torch==2.13.0)
 # kernels' tests (3.6's cannot with numpy 2).
 TRITON_SPEC ?= $(if $(HAS_GPU),,triton>=3.8)
 STAMP := $(VENV)/.installed
-# optional parts of pyproject.toml: dev holds pretrained, search, wandb and slurm (every test runs); add gpu on
-# GPU machines, e.g. make install EXTRAS=dev,gpu
-EXTRAS ?= dev
+# optional parts of pyproject.toml: dev holds pretrained, search, wandb and slurm (every test runs); GPU machines
+# add gpu (mamba-ssm's Triton scan, built without compiling CUDA: its setup.py imports torch, hence the torch
+# install first and --no-build-isolation)
+EXTRAS ?= $(if $(HAS_GPU),dev$(comma)gpu,dev)
+comma := ,
+export MAMBA_SKIP_CUDA_BUILD := TRUE
+export MAMBA_FORCE_BUILD := TRUE
 # lets tests run with or without a local wandb account, never touching the network
 export WANDB_MODE ?= offline
 
@@ -29,7 +33,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	# one command, so pip keeps the torch build named here while resolving the rest
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]'
+	$(if $(HAS_GPU),$(PY) -m pip install --quiet "$(TORCH_SPEC)" setuptools wheel packaging ninja)
+	$(PY) -m pip install --quiet $(if $(HAS_GPU),--no-build-isolation) "$(TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)

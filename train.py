@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from hierarchicalvlm.run.cli import run_job
+from hierarchicalvlm.run.cli import quote_path_overrides, run_job
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -21,4 +23,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_path_overrides(sys.argv)
     main()

@@ -20,10 +20,15 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/card.txt"
 JOBLOGS=$(mktemp -d)
 start=$(date +%s)
+# Jobs are dealt to the machine's GPUs in turn (job i on GPU i mod count); a job that names trainer.devices
+# sees every GPU.
+gpus=$(nvidia-smi -L | wc -l); i=0
 for args in "$@"; do
   name=$(echo "$args" | tr ' =/,' '_-__' | cut -c1-120)
+  if [[ "$args" == *trainer.devices=* ]]; then visible=$(seq -s, 0 $((gpus - 1))); else visible=$((i % gpus)); i=$((i + 1)); fi
   # shellcheck disable=SC2086
-  timeout -s INT "$LIMIT" python3 train.py $args paths.log_dir="$LOGS" > "$JOBLOGS/$name.txt" 2>&1 &
+  (CUDA_VISIBLE_DEVICES=$visible timeout -s INT "$LIMIT" python3 train.py $args paths.log_dir="$LOGS"
+   echo "[gpu_jobs] exit status $? after $(( $(date +%s) - start )) s") > "$JOBLOGS/$name.txt" 2>&1 &
 done
 if [ -n "$GPU_SUITE" ]; then
   # the whole GPU suite, timed (the jobs beside it share the card, so this is an upper bound)

@@ -65,6 +65,8 @@ def test_block_refuses_other_mechanisms(attention_type: str) -> None:
         (MambaLayer, {"dim": 16, "num_heads": 2, "d_conv": 0}, "d_conv"),
         (MambaLayer, {"dim": 16, "num_heads": 2, "expand": -1}, "expand"),
         (MambaLayer, {"dim": 16, "num_heads": 2, "dt_min": 0.2, "dt_max": 0.1}, "dt_min"),
+        (MambaLayer, {"dim": 16, "num_heads": 2, "a_min": 2.0, "a_max": 1.0}, "a_min"),
+        (MambaLayer, {"dim": 16, "num_heads": 2, "a_min": 0.0}, "a_min"),
     ],
 )
 def test_bad_construction_arguments_name_the_argument(cls: type, kwargs: dict, argument: str) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from hierarchicalvlm.attention.linear.mamba import MambaLayer
-from hierarchicalvlm.attention.ops.ssd import segment_sum, selective_scan_reference, ssd_chunked_scan
+from hierarchicalvlm.attention.ops.ssd import _import_without_package_init, segment_sum, selective_scan_reference, ssd_chunked_scan
 from .helpers import relative_error
 
 
@@ -175,4 +177,28 @@ def test_initial_step_sizes_lie_in_the_configured_range() -> None:
     dt = F.softplus(layer.forward_scan.dt_bias)
     assert (dt >= 0.01 - 1e-6).all() and (dt <= 0.05 + 1e-6).all()
     A = -torch.exp(layer.forward_scan.A_log)
-    assert (A < 0).all()
+    assert (A <= -1.0 + 1e-6).all() and (A >= -16.0 - 1e-5).all()  # Mamba-2's default range [1, 16]
+    slow = MambaLayer(dim=64, num_heads=16, causal=False, a_min=0.01, a_max=1.0)
+    for direction in (slow.forward_scan, slow.backward_scan):
+        rates = torch.exp(direction.A_log)
+        assert (rates >= 0.01 - 1e-7).all() and (rates <= 1.0 + 1e-6).all()
+
+
+def test_mamba_ssm_kernels_load_without_the_package_init(tmp_path, monkeypatch) -> None:
+    """An install without mamba-ssm's CUDA extension: its ``__init__`` fails, its Triton modules still load."""
+    package = tmp_path / "fake_ssm"
+    (package / "ops").mkdir(parents=True)
+    (package / "__init__.py").write_text("import selective_scan_cuda_that_was_never_built\n")
+    (package / "ops" / "__init__.py").write_text("")
+    (package / "ops" / "scan.py").write_text("def kernel():\n    return 'triton scan'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError):
+        __import__("fake_ssm.ops.scan")
+    for name in [m for m in sys.modules if m.startswith("fake_ssm")]:
+        monkeypatch.delitem(sys.modules, name)
+    module = _import_without_package_init("fake_ssm", "ops.scan")
+    assert module.kernel() == "triton scan"
+    for name in [m for m in sys.modules if m.startswith("fake_ssm")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(ImportError, match="not installed"):
+        _import_without_package_init("no_such_package_here", "ops.scan")

@@ -302,6 +302,17 @@ def test_needle_depth_is_uniform_over_the_asked_range_and_decoys_share_its_objec
     assert {s.key_events[0].frame for s in exact} == {5}
 
 
+def test_needle_attributes_restrict_what_needle_and_match_questions_ask():
+    colour_only = scenes(200, num_frames=32, tasks=("needle", "match"), needle_attributes=("colour",))
+    for scene in colour_only:
+        assert "colour" in scene.question and "shape" not in scene.question, scene.question
+        if scene.family == "needle":
+            assert scene.answer in COLOURS
+    assert {s.family for s in colour_only} == {"needle", "match"}
+    both = scenes(200, num_frames=32, tasks=("needle", "match"))
+    assert {"shape" in s.question for s in both} == {True, False}  # the default asks both attributes
+
+
 def test_num_distractors_fixes_the_distractor_count():
     for s in scenes(200, num_frames=64, num_distractors=7):
         extra = len(s.events) - len(s.key_events)

@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from hierarchicalvlm.models import HierarchicalVLMModule
+from hierarchicalvlm.run.cli import quote_path_overrides
 from hierarchicalvlm.run.pipeline import build_model
 
 from ..conftest import TINY, run_train_py
@@ -23,7 +24,7 @@ EVAL = ["train=false", "test=true", "logger=none", "extras.print_config=false", 
 
 @pytest.mark.slow
 def test_a_run_folder_checkpoint_evaluates_alone_beside_its_run(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "attention=performer,data.needle_depth=[0.9,1.0]"  # named as a sweep names its job folders
     trained = run_train_py([*RUN, f"hydra.run.dir={run_dir}", f"paths.log_dir={tmp_path / 'logs'}"])
     assert trained.returncode == 0, trained.stderr[-2000:]
     ckpt = run_dir / "checkpoints" / "last.ckpt"
@@ -40,6 +41,15 @@ def test_a_run_folder_checkpoint_evaluates_alone_beside_its_run(tmp_path: Path) 
     refused = run_train_py([*EVAL, f"ckpt_path={ckpt}", "attention=full", f"paths.log_dir={tmp_path / 'logs'}"])
     assert refused.returncode == 2
     assert "checkpoint 'performer'" in refused.stderr and "this run 'full'" in refused.stderr
+
+
+def test_path_overrides_are_quoted_only_where_hydra_would_misread_them() -> None:
+    job = "logs/sweep/attention=local,data.needle_depth=[0.9,1.0]/checkpoints/last.ckpt"
+    assert quote_path_overrides([f"ckpt_path={job}", f"+paths.log_dir={job}", "attention=local,full", "seed=1"]) == [
+        f"ckpt_path='{job}'", f"+paths.log_dir='{job}'", "attention=local,full", "seed=1"]
+    plain = ["ckpt_path=logs/run/last.ckpt", "ckpt_path='a=b/last.ckpt'", "ckpt_path=null"]
+    assert quote_path_overrides(plain) == plain
+    assert quote_path_overrides(["ckpt_path=it's=here"]) == ['ckpt_path="it\'s=here"']
 
 
 def test_load_from_checkpoint_gives_the_trained_modules_outputs(make_cfg, tmp_path: Path) -> None:

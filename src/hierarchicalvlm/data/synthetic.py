@@ -11,7 +11,8 @@ Every video is a dark, lightly noisy clip in which single frames show one small 
 * ``order`` -- "does the red square appear before the blue plus?": two key objects shown once
   each, at least ``T/3`` frames apart, with distractors (never the key objects) in between.
 * ``match`` -- "do the objects in the two white frames have the same colour?": a white-bordered
-  "needle" frame in the first half and a bordered "query" frame at least ``T/2`` frames later.
+  "needle" frame in the first half and a bordered "query" frame at least ``T/2`` frames later; the
+  attribute compared is drawn from ``needle_attributes`` too.
 
 The answer is drawn first (uniformly over the family's answers) and the video built to agree
 with it, so answers are balanced and independent of the question text; no single frame decides
@@ -290,7 +291,7 @@ def _order_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[st
 def _match_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[str, str, list[_Item]]:
     T = spec.num_frames
     answer = _pick(rng, YES_NO)
-    attribute = _pick(rng, ("colour", "shape"))
+    attribute = _pick(rng, spec.needle_attributes)
     question = _pick(rng, MATCH_TEMPLATES[attribute])
     gap = min_match_gap(T)
     needle = int(rng.integers(0, T - gap))

@@ -20,6 +20,30 @@ from hierarchicalvlm.run.pipeline import run
 
 log = logging.getLogger(__name__)
 
+# Overrides whose values are file paths: a sweep's job folders are named after their overrides
+# (``attention=local,data.needle_depth=[0.9,1.0]``), which Hydra's override grammar would read as syntax.
+PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir")
+PATH_PREFIXES = ("paths.",)
+_GRAMMAR_CHARACTERS = set("=,[]{}()'\" \t$")
+
+
+def quote_path_overrides(argv: list[str]) -> list[str]:
+    """Quote the values of path overrides (``ckpt_path=<run>/checkpoints/last.ckpt``) that Hydra would misparse.
+
+    Lets ``ckpt_path=`` name a checkpoint inside a sweep's job folder as it is, without the user quoting it;
+    values already quoted, and every other argument, pass unchanged."""
+    quoted = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        name = key.lstrip("+~")
+        is_path = name in PATH_KEYS or name.startswith(PATH_PREFIXES)
+        if sep and is_path and value[:1] not in ("'", '"') and _GRAMMAR_CHARACTERS & set(value):
+            quote = "'" if "'" not in value else '"'
+            if quote not in value:
+                arg = f"{key}={quote}{value}{quote}"
+        quoted.append(arg)
+    return quoted
+
 
 def print_metrics(metrics: dict[str, float]) -> None:
     table = Table(title="final metrics")

@@ -44,15 +44,17 @@ class ScanDirection(nn.Module):
     """
 
     def __init__(
-        self, inner_dim: int, num_heads: int, d_state: int, d_conv: int, chunk_size: int, dt_min: float, dt_max: float
+        self, inner_dim: int, num_heads: int, d_state: int, d_conv: int, chunk_size: int, dt_min: float, dt_max: float,
+        a_min: float = 1.0, a_max: float = 16.0,
     ) -> None:
         super().__init__()
         self.inner_dim, self.num_heads, self.d_state, self.chunk_size = inner_dim, num_heads, d_state, chunk_size
         self.head_dim = inner_dim // num_heads
         channels = inner_dim + 2 * d_state
         self.conv = nn.Conv1d(channels, channels, kernel_size=d_conv, groups=channels)  # weights; see causal_depthwise_conv
-        # Mamba-2 initialisation: A in [1, 16], Δ log-uniform in [dt_min, dt_max] (dt_bias = softplus⁻¹(Δ)).
-        self.A_log = nn.Parameter(torch.empty(num_heads).uniform_(1.0, 16.0).log())
+        # Mamba-2 initialisation: A uniform in [a_min, a_max] (Mamba-2: [1, 16]), Δ log-uniform in [dt_min, dt_max]
+        # (dt_bias = softplus⁻¹(Δ)).
+        self.A_log = nn.Parameter(torch.empty(num_heads).uniform_(a_min, a_max).log())
         dt = torch.exp(torch.rand(num_heads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp_min(1e-4)
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
         self.D = nn.Parameter(torch.ones(num_heads))
@@ -114,6 +116,9 @@ class MambaLayer(SequenceMixer):
         d_state: state size per head.  expand: inner width over ``dim``.  d_conv: conv kernel size.
         chunk_size: chunk length of the parallel scan (speed/memory only, not the result).
         dt_min, dt_max: range of the initial step sizes Δ.
+        a_min, a_max: range of the initial decay rates ``A`` (mamba-ssm's ``A_init_range``; Mamba-2 uses
+            [1, 16]).  A head keeps a token for about ``1 / (Δ·A)`` steps, so smaller rates start with a longer
+            memory: docs/EMBEDDED_TASK.md shows [1, 16] keeping mamba at chance on needle retrieval.
         kernel: ``auto`` (mamba-ssm's Triton scan on CUDA when installed), ``torch`` (the chunked PyTorch scan) or
             ``fused`` (:mod:`..ops.kernel_policy`; ``HVLM_SSD_KERNEL`` overrides it).
 
@@ -135,12 +140,16 @@ class MambaLayer(SequenceMixer):
         causal: bool = True,
         dt_min: float = 0.001,
         dt_max: float = 0.1,
+        a_min: float = 1.0,
+        a_max: float = 16.0,
         kernel: str = "auto",
     ) -> None:
         super().__init__(dim, num_heads, dropout, causal, kernel)
-        check_positive(d_state=d_state, expand=expand, d_conv=d_conv, chunk_size=chunk_size, dt_min=dt_min, dt_max=dt_max)
-        if dt_min > dt_max:
-            raise ValueError(f"dt_min ({dt_min}) must not exceed dt_max ({dt_max})")
+        check_positive(d_state=d_state, expand=expand, d_conv=d_conv, chunk_size=chunk_size, dt_min=dt_min, dt_max=dt_max,
+                       a_min=a_min, a_max=a_max)
+        for (low_name, low), (high_name, high) in ((("dt_min", dt_min), ("dt_max", dt_max)), (("a_min", a_min), ("a_max", a_max))):
+            if low > high:
+                raise ValueError(f"{low_name} ({low}) must not exceed {high_name} ({high})")
         inner_dim = expand * dim
         if inner_dim != int(inner_dim) or int(inner_dim) % num_heads != 0:
             raise ValueError(
@@ -150,7 +159,7 @@ class MambaLayer(SequenceMixer):
         self.inner_dim = int(inner_dim)
         self.d_state, self.d_conv = int(d_state), int(d_conv)
         self.in_proj = nn.Linear(dim, 2 * self.inner_dim + 2 * self.d_state + num_heads, bias=False)
-        direction_args = (self.inner_dim, num_heads, self.d_state, self.d_conv, int(chunk_size), dt_min, dt_max)
+        direction_args = (self.inner_dim, num_heads, self.d_state, self.d_conv, int(chunk_size), dt_min, dt_max, a_min, a_max)
         self.forward_scan = ScanDirection(*direction_args)
         self.backward_scan = None if causal else ScanDirection(*direction_args)
         self.norm = nn.RMSNorm(self.inner_dim)

@@ -20,6 +20,10 @@ stays float64), with autocast off, and return ``y`` in the dtype of ``x``.
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
+import sys
+from types import ModuleType
 from typing import Callable, Optional, Union
 
 import torch
@@ -181,16 +185,37 @@ def selective_scan_reference(
     return (y, state) if return_final_state else y
 
 
+def _import_without_package_init(package: str, module: str) -> ModuleType:
+    """Import ``package.module`` without running ``package/__init__.py``.
+
+    mamba-ssm's ``__init__`` imports its compiled CUDA extension (``selective_scan_cuda``), which an install made
+    with ``MAMBA_SKIP_CUDA_BUILD=TRUE`` (the ``gpu`` extra: no CUDA compiler needed) lacks; the Triton SSD kernels
+    need nothing from it, so the package is registered as a bare namespace and only the kernel's modules load."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.submodule_search_locations is None:
+        raise ImportError(f"{package} is not installed")
+    if package not in sys.modules:
+        bare = ModuleType(package)
+        bare.__path__ = list(spec.submodule_search_locations)
+        sys.modules[package] = bare
+    return importlib.import_module(f"{package}.{module}")
+
+
 @functools.lru_cache(maxsize=1)
 def mamba_ssm_kernel() -> Optional[Callable]:
     """mamba-ssm's fused Triton SSD scan (``mamba_chunk_scan_combined``) when that package is importable, else None.
 
-    An optional GPU dependency (``pip install mamba-ssm``): on a CUDA device it is several times faster than
-    the PyTorch chunked scan. Whether a layer uses it is :mod:`.kernel_policy`'s decision (:func:`ssd_scan`)."""
+    An optional GPU dependency (the ``gpu`` extra, ``make install`` on a machine with a GPU): on a CUDA device it is
+    several times faster than the PyTorch chunked scan. Whether a layer uses it is :mod:`.kernel_policy`'s decision
+    (:func:`ssd_scan`)."""
     try:
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
-    except Exception:  # not installed, or installed without its compiled CUDA extension
-        return None
+    except ImportError:  # not installed, or installed without its compiled CUDA extension
+        try:
+            mamba_chunk_scan_combined = _import_without_package_init(
+                "mamba_ssm", "ops.triton.ssd_combined").mamba_chunk_scan_combined
+        except Exception:  # noqa: BLE001 - not installed, or no Triton: the PyTorch scan serves
+            return None
     return mamba_chunk_scan_combined
 
 
