@@ -25,6 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the sweep folder)")
     parser.add_argument("--max-len", type=Path, default=None,
                         help="max_seq_len.json to show (default: <sweep_dir>/max_seq_len.json if present)")
+    parser.add_argument("--command", default=None,
+                        help="the command(s) that made the sweep, shown instead of the one reconstructed from the "
+                             "job folders (for a sweep whose jobs came from several commands)")
     return parser.parse_args(argv)
 
 
@@ -32,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         sweep_dir = latest_sweep(args.log_dir) if args.latest else args.sweep_dir
-        files = write_report(sweep_dir, args.out, args.max_len)
+        files = write_report(sweep_dir, args.out, args.max_len, args.command)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

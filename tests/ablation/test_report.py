@@ -73,8 +73,15 @@ def test_report_marks_failed_unfinished_and_missing_cells(sweep: Path) -> None:
     assert len(jobs) == 9 and sum(r["status"] == "failed" for r in jobs) == 1
     failed = next(r for r in jobs if r["status"] == "failed")
     assert failed["error_type"] == "OutOfMemoryError" and failed["accuracy"] == ""
+    assert "Command (reconstructed from the job folders): `python train.py -m" in text
     assert len(files.plots) == 5 and all(p.stat().st_size > 1000 for p in files.plots)
     assert all(p.with_suffix(".svg").stat().st_size > 1000 for p in files.plots)
+
+
+def test_a_given_command_replaces_the_reconstructed_one(sweep: Path, tmp_path: Path) -> None:
+    given = "bash scripts/gpu_jobs.sh '-m attention=full' '-m attention=performer'"
+    text = write_report(sweep, out_dir=tmp_path, command=given).report.read_text()
+    assert f"Command: `{given}`" in text and "reconstructed" not in text
 
 
 def test_the_longest_video_table_comes_from_max_seq_len_json(sweep: Path) -> None:

@@ -303,8 +303,11 @@ def longest_video_text(result: dict[str, Any]) -> str:
 
 
 def render_markdown(table: AblationTable, title: str, max_len: Optional[dict[str, Any]], plots: list[Path],
-                    chance: Optional[float] = None, command: Optional[str] = None) -> str:
-    """report.md: overview, the main table, failures, overhead-bound cells, the longest-video table, plots."""
+                    chance: Optional[float] = None, command: Optional[str] = None,
+                    command_given: bool = False) -> str:
+    """report.md: overview, the main table, failures, overhead-bound cells, the longest-video table, plots.
+
+    ``command_given``: ``command`` is what the user says made the sweep, not a reconstruction."""
     frame = table.frame
     statuses = Counter(frame["status"].dropna())
     devices = sorted(set(frame["device"].dropna()))
@@ -317,7 +320,8 @@ def render_markdown(table: AblationTable, title: str, max_len: Optional[dict[str
         + (f"{statuses[DIVERGED]} diverged, " if statuses[DIVERGED] else "")
         + f"{statuses[RUNNING] + statuses[INTERRUPTED]} unfinished. "
         f"Device: {', '.join(devices) or 'unknown'}." + (f" Model: {parameters}." if parameters else ""),
-        *(["", f"Command (reconstructed from the job folders): `{command}`"] if command else []),
+        *(["", f"Command{'' if command_given else ' (reconstructed from the job folders)'}: `{command}`"]
+          if command else []),
         "",
         f"Cells: accuracy ({', '.join(metrics) or 'none'}; mean ± std over seeds) · steady-state tokens/s through "
         "the long-range level (median over batches, mean over seeds; IQR: interquartile range of the logged "
@@ -465,9 +469,12 @@ class ReportFiles:
     warnings: list[str] = field(default_factory=list)  # the overhead-bound cells
 
 
-def write_report(sweep_dir: Path, out_dir: Optional[Path] = None, max_len_path: Optional[Path] = None) -> ReportFiles:
+def write_report(sweep_dir: Path, out_dir: Optional[Path] = None, max_len_path: Optional[Path] = None,
+                 command: Optional[str] = None) -> ReportFiles:
     """Read every job of ``sweep_dir`` (:func:`load_sweep`) and write report.md, jobs.csv and plots/ to
-    ``out_dir`` (default: the sweep folder). ``max_len_path`` defaults to ``<sweep_dir>/max_seq_len.json``."""
+    ``out_dir`` (default: the sweep folder). ``max_len_path`` defaults to ``<sweep_dir>/max_seq_len.json``;
+    ``command`` (what made the sweep, e.g. when its jobs came from several commands) replaces the one
+    reconstructed from the job folders."""
     sweep_dir = Path(sweep_dir)
     frame = load_sweep(sweep_dir)
     if frame.empty:
@@ -477,12 +484,13 @@ def write_report(sweep_dir: Path, out_dir: Optional[Path] = None, max_len_path: 
     table = AblationTable.from_frame(frame)
     max_len = load_max_len(max_len_path if max_len_path is not None else sweep_dir / MAX_LEN_FILE)
     chance = chance_of(frame)
-    command = sweep_command(frame, sweep_dir)
+    command_given = command is not None
+    command = command if command_given else sweep_command(frame, sweep_dir)
     plots = write_plots(table, out_dir, chance, report_caption(table, sweep_dir.name, command))
     jobs_csv = out_dir / "jobs.csv"
     write_csv(frame, jobs_csv)
     report = out_dir / "report.md"
-    report.write_text(render_markdown(table, sweep_dir.name, max_len, plots, chance, command))
+    report.write_text(render_markdown(table, sweep_dir.name, max_len, plots, chance, command, command_given))
     warnings = [f"overhead-bound: {w}" for w in overhead_warnings(table)]
     for warning in warnings:
         log.warning(warning)
