@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import sys
 
 import hydra
@@ -23,5 +24,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    faulthandler.enable()  # a process killed by a fatal signal (SIGSEGV, SIGABRT, ...) still prints its stack
     sys.argv = quote_path_overrides(sys.argv)
     main()
