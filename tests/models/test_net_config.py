@@ -65,3 +65,29 @@ def test_hparams_keep_net_a_plain_dict_and_rebuild_the_same_network(tmp_path: Pa
     rebuilt = HierarchicalVLMModule(**{**hparams, "attention": functools.partial(FullAttention)})
     rebuilt.load_state_dict(module.state_dict(), strict=True)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in module.state_dict().items()}
+
+
+def test_checkpoints_from_before_video_summary_load_as_the_token_summary(tmp_path: Path) -> None:
+    net = {k: v for k, v in compose_config([], tmp_path).model.net.items() if k != "video_summary"}
+    assert NetConfig.from_dict(net).video_summary == "token"
+    with pytest.raises(ValueError, match=r"model\.net\.video_summary must be one of token, mean"):
+        NetConfig.from_dict({**net, "video_summary": "pooled"})
+
+
+def test_the_mean_video_summary_averages_the_real_level2_tokens(tmp_path: Path) -> None:
+    net = OmegaConf.to_container(compose_config(["model.net.dim=16", "model.net.num_heads=2",
+                                                 "model.net.video_summary=mean"], tmp_path).model.net, resolve=True)
+    torch.manual_seed(0)
+    encoder = HierarchicalVLMModule(**module_kwargs(net)).net.video.eval()
+    frames = torch.rand(2, 6, 3, 16, 16)
+    frame_mask = torch.ones(2, 6, dtype=torch.bool)
+    frame_mask[1, 4:] = False  # the second video has two padded frames
+    encoded = encoder(frames, frame_mask, torch.zeros(2, 16))
+    real = encoded.mask.unsqueeze(-1).float()
+    torch.testing.assert_close(encoded.video, (encoded.tokens * real).sum(1) / real.sum(1))
+    token_net = {**net, "video_summary": "token"}
+    torch.manual_seed(0)
+    token_encoder = HierarchicalVLMModule(**module_kwargs(token_net)).net.video.eval()
+    token_encoded = token_encoder(frames, frame_mask, torch.zeros(2, 16))
+    torch.testing.assert_close(token_encoded.qa, encoded.qa)  # only the contrastive summary changes
+    assert not torch.allclose(token_encoded.video, encoded.video)

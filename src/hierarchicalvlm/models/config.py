@@ -14,6 +14,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 
+VIDEO_SUMMARIES = ("token", "mean")
+ADDED_LATER: dict[str, Any] = {"video_summary": "token"}
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Shape of the hierarchical video-language network (``model.net``; the YAML comments say what each does)."""
@@ -31,6 +35,7 @@ class NetConfig:
     embed_dim: int                  # joint video-text embedding size of the contrastive objective
     max_text_length: int            # positions of the from-scratch text encoder
     activation_checkpointing: bool  # recompute level-2 blocks in the backward pass to save memory
+    video_summary: str              # contrastive summary: "token" ([VID] reads level 2) or "mean" (of its tokens)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], where: str = "model.net") -> "NetConfig":
@@ -43,10 +48,16 @@ class NetConfig:
                 f"{', '.join(f'{where}.{key}' for key in unknown)}: not a network setting; the settings are "
                 f"{', '.join(known)} (conf/model/hierarchical.yaml); fix the name or drop the override"
             )
+        # Checkpoints written before a field existed were trained as its first value behaved.
+        values = {**ADDED_LATER, **values}
         missing = [name for name in known if name not in values]
         if missing:
             raise ValueError(
                 f"{', '.join(f'{where}.{key}' for key in missing)} missing: every network setting needs a value "
                 f"(conf/model/hierarchical.yaml `net:` gives them all)"
             )
-        return cls(**{name: values[name] for name in known})
+        config = cls(**{name: values[name] for name in known})
+        if config.video_summary not in VIDEO_SUMMARIES:
+            raise ValueError(f"{where}.video_summary must be one of {', '.join(VIDEO_SUMMARIES)}, "
+                             f"got {config.video_summary!r}")
+        return config

@@ -113,6 +113,7 @@ class HierarchicalVideoEncoder(nn.Module):
         dim, num_heads, mlp_ratio, dropout = config.dim, config.num_heads, config.mlp_ratio, config.dropout
         self.dim = dim
         self.clip_frames = config.clip_frames
+        self.video_summary = config.video_summary
         self.activation_checkpointing = config.activation_checkpointing
         self.adapter = make_input_adapter(inputs, config.patch_size, dim, visual)
         self.tokens_per_frame = self.adapter.tokens_per_frame
@@ -174,7 +175,13 @@ class HierarchicalVideoEncoder(nn.Module):
             memory, memory_mask = self.clip_summaries(x[:, :-2], mask[:, :-2], t, p)
             x = self.memory(x, memory, local_mask=level_mask, memory_mask=memory_mask if padded else None)
         x = self.norm(x)
-        return EncodedVideo(tokens=x[:, :-2], mask=mask[:, :-2], video=x[:, -2], qa=x[:, -1])
+        tokens, token_mask = x[:, :-2], mask[:, :-2]
+        if self.video_summary == "mean":
+            weights = token_mask.to(x.dtype).unsqueeze(-1)
+            video = (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        else:
+            video = x[:, -2]
+        return EncodedVideo(tokens=tokens, mask=token_mask, video=video, qa=x[:, -1])
 
     def clip_summaries(
         self, tokens: torch.Tensor, mask: torch.Tensor, frames: int, per_frame: int
