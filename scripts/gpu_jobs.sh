@@ -39,6 +39,9 @@ if [ -n "$GPU_SUITE" ]; then
 fi
 wait
 echo "jobs done after $(( $(date +%s) - start )) s"
+grep -h "\[gpu_jobs\] exit status" "$JOBLOGS"/*.txt | sort | uniq -c
+# a job that died without a word: the kernel's log says whether the OOM killer took it (where it may be read)
+(dmesg 2>/dev/null | grep -iE "killed process|out of memory" | tail -20) > "$JOBLOGS/dmesg-oom.txt"
 tar czf "$OUT/logs.tgz" --exclude='*.ckpt' --exclude='tensorboard' -C "$LOGS" --exclude=out .
 # checkpoints small enough to come back from the machine (a file of $OUT may hold 16 MiB)
 (cd "$LOGS" && find . -path ./out -prune -o -name '*.ckpt' -size -15M -print) | tar czf "$OUT/ckpts.tgz" -C "$LOGS" -T -
