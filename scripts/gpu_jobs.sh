@@ -33,7 +33,7 @@ done
 if [ -n "$GPU_SUITE" ]; then
   # the whole GPU suite, timed (the jobs beside it share the card, so this is an upper bound)
   s=$(date +%s)
-  timeout -s INT $((LIMIT - 20)) python3 -m pytest -m gpu -q -p no:cacheprovider tests > "$OUT/gpu_suite.txt" 2>&1
+  timeout -s INT $((LIMIT - 20)) python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests > "$OUT/gpu_suite.txt" 2>&1
   echo "exit $? after $(( $(date +%s) - s )) s (jobs side by side: $#)" >> "$OUT/gpu_suite.txt"
   tail -5 "$OUT/gpu_suite.txt"
 fi
