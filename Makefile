@@ -14,8 +14,8 @@ STAMP := $(VENV)/.installed
 # optional parts of pyproject.toml: dev holds pretrained, search, wandb and slurm (every test runs); GPU machines
 # add gpu (mamba-ssm's Triton scan, built without compiling CUDA: its setup.py imports torch, hence the torch
 # install first and --no-build-isolation)
-EXTRAS ?= $(if $(HAS_GPU),dev$(comma)gpu,dev)
 comma := ,
+EXTRAS ?= $(if $(HAS_GPU),dev$(comma)gpu,dev)
 export MAMBA_SKIP_CUDA_BUILD := TRUE
 export MAMBA_FORCE_BUILD := TRUE
 # lets tests run with or without a local wandb account, never touching the network

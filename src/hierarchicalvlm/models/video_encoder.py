@@ -37,6 +37,12 @@ class EncodedVideo:
     qa: torch.Tensor
 
 
+def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the token axis (the one before features) of the tokens ``mask`` keeps; zeros where it keeps none."""
+    weights = mask.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * weights).sum(-2) / weights.sum(-2).clamp_min(1.0)
+
+
 def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
     """Fixed sin/cos embedding of integer positions: works for any video length, no table to outgrow."""
     half = dim // 2
@@ -176,11 +182,7 @@ class HierarchicalVideoEncoder(nn.Module):
             x = self.memory(x, memory, local_mask=level_mask, memory_mask=memory_mask if padded else None)
         x = self.norm(x)
         tokens, token_mask = x[:, :-2], mask[:, :-2]
-        if self.video_summary == "mean":
-            weights = token_mask.to(x.dtype).unsqueeze(-1)
-            video = (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0)
-        else:
-            video = x[:, -2]
+        video = masked_mean(tokens, token_mask) if self.video_summary == "mean" else x[:, -2]
         return EncodedVideo(tokens=tokens, mask=token_mask, video=video, qa=x[:, -1])
 
     def clip_summaries(
@@ -192,7 +194,5 @@ class HierarchicalVideoEncoder(nn.Module):
         tokens = nn.functional.pad(tokens, (0, 0, 0, pad * per_frame))
         mask = nn.functional.pad(mask, (0, pad * per_frame))
         tokens = rearrange(tokens, "b (c n) d -> b c n d", n=clip * per_frame)
-        weights = rearrange(mask, "b (c n) -> b c n", n=clip * per_frame).to(tokens.dtype)
-        count = weights.sum(-1, keepdim=True)
-        summary = (tokens * weights.unsqueeze(-1)).sum(2) / count.clamp(min=1)
-        return summary, count.squeeze(-1) > 0
+        mask = rearrange(mask, "b (c n) -> b c n", n=clip * per_frame)
+        return masked_mean(tokens, mask), mask.any(-1)

@@ -14,7 +14,7 @@ import hierarchicalvlm.run.resolvers  # noqa: F401  (registers ${hvlm.*} resolve
 from hierarchicalvlm.callbacks.interrupt import RunInterrupted
 from hierarchicalvlm.callbacks.nonfinite import NonFiniteError
 from hierarchicalvlm.run.config_checks import ConfigError
-from hierarchicalvlm.run.evaluation import evaluation_config
+from hierarchicalvlm.run.evaluation import evaluation_config, override_key
 from hierarchicalvlm.run.job import Job, JobBusyError
 from hierarchicalvlm.run.pipeline import run
 
@@ -35,7 +35,7 @@ def quote_path_overrides(argv: list[str]) -> list[str]:
     quoted = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        name = key.lstrip("+~")
+        name = override_key(arg)
         is_path = name in PATH_KEYS or name.startswith(PATH_PREFIXES)
         if sep and is_path and value[:1] not in ("'", '"') and _GRAMMAR_CHARACTERS & set(value):
             quote = "'" if "'" not in value else '"'

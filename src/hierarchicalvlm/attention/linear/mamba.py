@@ -45,7 +45,7 @@ class ScanDirection(nn.Module):
 
     def __init__(
         self, inner_dim: int, num_heads: int, d_state: int, d_conv: int, chunk_size: int, dt_min: float, dt_max: float,
-        a_min: float = 1.0, a_max: float = 16.0,
+        a_min: float, a_max: float,
     ) -> None:
         super().__init__()
         self.inner_dim, self.num_heads, self.d_state, self.chunk_size = inner_dim, num_heads, d_state, chunk_size
