@@ -1,30 +1,28 @@
 #!/bin/bash
-# The long-range needle sweep (experiment=long_range_gpu) with every job side by side on one GPU (16 cores):
-# 6 mechanisms x 3 seeds at 1K tokens, full and local at 4K, full with the memory level on. Each job stops after
-# LIMIT seconds (SIGINT: recorded, and resumed by the next run of this script). The report and two tarballs
-# (summaries and logs without checkpoints; each job's console log) go to OUT.
+# The long-range needle grid (experiment=long_range_gpu): every mechanism x lengths x seeds as separate jobs,
+# side by side on every GPU of the machine through scripts/gpu_jobs.sh (longest first, MAX_JOBS at once), all
+# stopped at one deadline (interrupted jobs resume when this runs again). Extra jobs given as arguments run first
+# (e.g. "@0 -m experiment=soak_gpu attention=mamba"). Afterwards:
+#   python scripts/ablation_report.py gpulogs/long_range/multiruns/long_range_gpu --out docs/long_range/<name>
 #
-#   OUT=/tmp/out LIMIT=450 bash scripts/long_range_gpu.sh
+#   LIMIT=1400 MAX_JOBS=18 bash scripts/long_range_gpu.sh                           # the whole grid
+#   LENGTHS="256 1024" SEEDS="0" MECHANISMS="full local" bash scripts/long_range_gpu.sh  # a part of it
+#
+# LENGTHS are frames (4 level-2 tokens each: 256 = 1K tokens, 1024 = 4K, 4096 = 16K); SEEDS_LONGEST: the seeds of
+# the longest length (one run there costs as much as ~16 at 1K); FINAL_EPOCHS: epochs at the full length after the
+# curriculum (1 keeps a 16K job inside 10 minutes of a shared H200). Other variables: scripts/gpu_jobs.sh.
 cd "$(dirname "$0")/.."
-OUT=${OUT:-logs/long_range}; mkdir -p "$OUT"
-# Wheels the GPU image lacks (hydra, omegaconf, wandb: ../shared/tools/device-wheels.sh fills .whl/), if present.
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl >/dev/null 2>&1 || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 WANDB_MODE=disabled HYDRA_FULL_ERROR=1
-nvidia-smi -L
-LIMIT=${LIMIT:-470}
-JOBLOGS=$(mktemp -d)
-job() { timeout -s INT "$LIMIT" python3 train.py -m experiment=long_range_gpu "$@" > "$JOBLOGS/logs_$(echo "$@" | tr ' =/' '_-_').txt" 2>&1 & }
-for a in full local local_global performer mamba strided; do
-  for s in 0 1 2; do job attention=$a data.num_frames=256 seed=$s data.num_workers=0; done
+LENGTHS=${LENGTHS:-"4096 1024 256"}; SEEDS=${SEEDS:-"0 1 2"}; SEEDS_LONGEST=${SEEDS_LONGEST:-$SEEDS}
+MECHANISMS=${MECHANISMS:-"full local local_global performer mamba strided"}; FINAL_EPOCHS=${FINAL_EPOCHS:-1}
+longest=$(printf '%s\n' $LENGTHS | sort -n | tail -1)
+grid=()
+for frames in $(printf '%s\n' $LENGTHS | sort -rn); do          # longest first
+  seeds=$SEEDS; [ "$frames" = "$longest" ] && seeds=$SEEDS_LONGEST
+  workers=$(( frames >= 4096 ? 4 : frames >= 1024 ? 3 : 2 ))
+  for seed in $seeds; do
+    for attention in $MECHANISMS; do
+      grid+=("-m experiment=long_range_gpu attention=$attention data.num_frames=$frames final_epochs=$FINAL_EPOCHS seed=$seed data.num_workers=$workers")
+    done
+  done
 done
-job attention=full data.num_frames=1024 seed=0 data.num_workers=2
-job attention=local data.num_frames=1024 seed=0 data.num_workers=2
-job attention=full data.num_frames=256 seed=0 model.net.memory_enabled=true data.num_workers=0
-wait
-python3 scripts/ablation_report.py logs/long_range/multiruns/long_range_gpu --out logs/long_range/report_gpu > "$OUT/report_cli.txt" 2>&1
-tar czf "$OUT/long_range_gpu.tgz" --exclude='*.ckpt' --exclude='tensorboard' logs/long_range
-tar czf "$OUT/joblogs.tgz" -C "$JOBLOGS" .
-ls -la "$OUT"
+exec bash scripts/gpu_jobs.sh "$@" "${grid[@]}"
