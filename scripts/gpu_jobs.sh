@@ -1,7 +1,7 @@
 #!/bin/bash
 # Several `train.py` jobs side by side on one GPU machine, all stopped at one deadline (SIGINT: the job saves
 # last.ckpt, is recorded `interrupted` and resumes when the same command runs again), optionally beside the GPU
-# test suite. Logs go to LOGS (default gpulogs/); at the end they are packed into OUT without checkpoints
+# test suite. Logs go to LOGS (default logs/gpu/); at the end they are packed into OUT without checkpoints
 # (logs.tgz) and with them (ckpts.tgz, to carry into the next call), with each job's console output (joblogs.tgz).
 #
 #   OUT=/tmp/out LIMIT=540 GPU_SUITE=1 bash scripts/gpu_jobs.sh \
@@ -15,9 +15,14 @@
 # Each job goes to the GPU running the fewest jobs; "@k " before a job's arguments pins it to GPU k (counted as
 # PIN_WEIGHT jobs there, default 1: a latency-bound job keeps its card less shared); a job that names
 # trainer.devices sees every GPU. JOBLOGS: where each job's console output goes (default: a new temporary folder).
+# LOGS must be a path git ignores: the device tool's next call syncs the working tree and deletes untracked files
+# it does not ignore (on 2026-11-30 that removed a running grid's log folder and failed every job).
 cd "$(dirname "$0")/.."
-OUT=${OUT:-gpulogs/out}; LOGS=${LOGS:-$PWD/gpulogs}
+OUT=${OUT:-logs/gpu/out}; LOGS=${LOGS:-$PWD/logs/gpu}
 DEADLINE=${DEADLINE:-$(( $(date +%s) + ${LIMIT:-540} ))}; MIN_LEFT=${MIN_LEFT:-120}; MAX_JOBS=${MAX_JOBS:-$#}
+if [[ "$(realpath -m "$LOGS")" == "$PWD"/* ]] && [ -d .git ] && ! git check-ignore -q "$LOGS"; then
+  echo "LOGS=$LOGS is not ignored by git: a later device call would delete it; use a path under logs/" >&2; exit 2
+fi
 mkdir -p "$OUT" "$LOGS"
 # Wheels the GPU image lacks (hydra, omegaconf, wandb: ../shared/tools/device-wheels.sh fills .whl/), if present.
 if [ -d .whl ]; then
