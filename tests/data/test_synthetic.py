@@ -84,16 +84,19 @@ def solve(question: str, objects: list) -> str:
         (first, _), (second, _) = [(o, t) for t, o in shown if o[4]]
         attribute = 0 if "colour" in question else 1
         return "yes" if first[attribute] == second[attribute] else "no"
-    a, b = re.match(r"\w+ the (\w+ \w+) .* the (\w+ \w+)\?$", question).groups()
-    (frame_a,) = [t for t, o in shown if f"{o[0]} {o[1]}" == a]
-    (frame_b,) = [t for t, o in shown if f"{o[0]} {o[1]}" == b]
+    # order: an object is named "red square", "red object" or "square"
+    a, b = re.match(r"(?:does|is) the (.+?) (?:appear|shown) .* the (.+)\?$", question).groups()
+    (frame_a,) = [t for t, o in shown if a in (f"{o[0]} {o[1]}", f"{o[0]} object", o[1])]
+    (frame_b,) = [t for t, o in shown if b in (f"{o[0]} {o[1]}", f"{o[0]} object", o[1])]
     a_first = frame_a < frame_b
     return "yes" if a_first == any(w in question for w in ("before", "earlier")) else "no"
 
 
-@pytest.mark.parametrize("num_frames,frame_size", [(32, 16), (64, 8), (9, 12)])
-def test_pixels_show_exactly_the_scene_and_the_answer_follows_from_them(num_frames, frame_size):
-    ds = dataset(num_frames=num_frames, frame_size=frame_size, noise=0.3, size=40)
+@pytest.mark.parametrize("num_frames,frame_size,attributes",
+                         [(32, 16, ("colour", "shape")), (64, 8, ("colour", "shape")), (9, 12, ("colour", "shape")),
+                          (32, 16, ("colour",)), (32, 16, ("shape",))])
+def test_pixels_show_exactly_the_scene_and_the_answer_follows_from_them(num_frames, frame_size, attributes):
+    ds = dataset(num_frames=num_frames, frame_size=frame_size, noise=0.3, size=40, needle_attributes=attributes)
     for i in range(len(ds)):
         sample, scene = ds[i], ds.scene(i)
         by_frame = {e.frame: e for e in scene.events}
@@ -302,15 +305,39 @@ def test_needle_depth_is_uniform_over_the_asked_range_and_decoys_share_its_objec
     assert {s.key_events[0].frame for s in exact} == {5}
 
 
-def test_needle_attributes_restrict_what_needle_and_match_questions_ask():
-    colour_only = scenes(200, num_frames=32, tasks=("needle", "match"), needle_attributes=("colour",))
+def test_needle_attributes_restrict_what_needle_match_and_order_questions_ask():
+    colour_only = scenes(300, num_frames=32, tasks=("needle", "match", "order"), needle_attributes=("colour",))
     for scene in colour_only:
-        assert "colour" in scene.question and "shape" not in scene.question, scene.question
+        words = set(split_words(scene.question))
+        assert "shape" not in words and not words & set(SHAPES), scene.question
         if scene.family == "needle":
             assert scene.answer in COLOURS
-    assert {s.family for s in colour_only} == {"needle", "match"}
+        if scene.family == "order":
+            # named by colour alone: no other object of either key colour is shown
+            a, b = scene.key_events
+            assert f"{a.colour} object" in scene.question and f"{b.colour} object" in scene.question
+            colours = [e.colour for e in scene.events]
+            assert a.colour != b.colour and colours.count(a.colour) == colours.count(b.colour) == 1
+    assert {s.family for s in colour_only} == {"needle", "match", "order"}
+    for scene in scenes(200, num_frames=32, tasks=("order",), needle_attributes=("shape",)):
+        a, b = scene.key_events
+        assert not set(split_words(scene.question)) & set(COLOURS), scene.question
+        shapes = [e.shape for e in scene.events]
+        assert a.shape != b.shape and shapes.count(a.shape) == shapes.count(b.shape) == 1
     both = scenes(200, num_frames=32, tasks=("needle", "match"))
     assert {"shape" in s.question for s in both} == {True, False}  # the default asks both attributes
+
+
+def test_order_named_by_one_attribute_is_balanced_and_not_answered_by_its_text():
+    train = scenes(1500, num_frames=32, tasks=("order",), needle_attributes=("colour",))
+    val = scenes(600, split="val", num_frames=32, tasks=("order",), needle_attributes=("colour",))
+    answers = Counter(s.answer for s in train)
+    assert abs(answers["yes"] - answers["no"]) < 4 * np.sqrt(len(train))
+    table = defaultdict(Counter)
+    for s in train:
+        table[s.question][s.answer] += 1
+    hits = [table[s.question].most_common(1)[0][0] == s.answer for s in val if s.question in table]
+    assert len(hits) > 300 and np.mean(hits) < 0.58
 
 
 def test_num_distractors_fixes_the_distractor_count():

@@ -9,7 +9,8 @@ Every video is a dark, lightly noisy clip in which single frames show one small 
 * ``count`` -- "how many times does a red object flash?": the counted events are spread evenly
   over the whole video, one per frame, among distractors of other colours (or shapes).
 * ``order`` -- "does the red square appear before the blue plus?": two key objects shown once
-  each, at least ``T/3`` frames apart, with distractors (never the key objects) in between.
+  each, at least ``T/3`` frames apart, with distractors (never the key objects) in between; with one
+  attribute in ``needle_attributes`` the objects are named by it alone ("the red object", "the square").
 * ``match`` -- "do the objects in the two white frames have the same colour?": a white-bordered
   "needle" frame in the first half and a bordered "query" frame at least ``T/2`` frames later; the
   attribute compared is drawn from ``needle_attributes`` too.
@@ -275,17 +276,35 @@ def _order_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[st
     T = spec.num_frames
     answer = _pick(rng, YES_NO)
     template, yes_means_first = _pick(rng, ORDER_TEMPLATES)
-    i, j = rng.choice(len(OBJECTS), size=2, replace=False)
-    a, b = OBJECTS[i], OBJECTS[j]
+    named_by = set(spec.needle_attributes)
+    if named_by == {"colour", "shape"}:
+        # the two key objects are named by colour and shape ("red square"); distractors are any other object
+        i, j = rng.choice(len(OBJECTS), size=2, replace=False)
+        a, b = OBJECTS[i], OBJECTS[j]
+        names = (" ".join(a), " ".join(b))
+        allowed = [o for o in OBJECTS if o not in (a, b)]
+    else:
+        # named by one attribute ("red object", "square"): the other is drawn freely, and no distractor shares
+        # either key value, so each named object is shown exactly once
+        (attribute,) = named_by
+        values = COLOURS if attribute == "colour" else SHAPES
+        va, vb = (values[k] for k in rng.choice(len(values), size=2, replace=False))
+        if attribute == "colour":
+            a, b = (va, _pick(rng, SHAPES)), (vb, _pick(rng, SHAPES))
+            names = (f"{va} object", f"{vb} object")
+        else:
+            a, b = (_pick(rng, COLOURS), va), (_pick(rng, COLOURS), vb)
+            names = (va, vb)
+        index = 0 if attribute == "colour" else 1
+        allowed = [o for o in OBJECTS if o[index] not in (va, vb)]
     a_first = (answer == "yes") == yes_means_first
     separation = min_order_separation(T)
     early = int(rng.integers(0, T - separation))
     late = int(rng.integers(early + separation, T))
     frame_a, frame_b = (early, late) if a_first else (late, early)
     items = [(frame_a, *a, True, False), (frame_b, *b, True, False)]
-    allowed = [o for o in OBJECTS if o not in (a, b)]
     items += _distractors(rng, T, [early, late], spec.distractor_count(rng, T - 2), allowed)
-    return template.format(a=" ".join(a), b=" ".join(b)), answer, items
+    return template.format(a=names[0], b=names[1]), answer, items
 
 
 def _match_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[str, str, list[_Item]]:
