@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import signal
 import time
 from pathlib import Path
@@ -100,3 +102,31 @@ def test_data_workers_survive_a_signal_to_the_process_group() -> None:
     shield_data_workers(datamodule)
     # before, the worker died and the main process raised "DataLoader worker ... exited unexpectedly"
     assert [b.tolist() for b in datamodule.train_dataloader()] == [[0, 1], [2, 3]]
+
+
+EXIT_WITH_LIVE_WORKERS = """
+import torch
+from hierarchicalvlm.callbacks.interrupt import shield_data_workers
+
+class DataModule:
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(list(range(64)), batch_size=2, num_workers=2, persistent_workers=True,
+                                           multiprocessing_context="fork")
+
+datamodule = DataModule()
+shield_data_workers(datamodule)
+KEPT = iter(datamodule.train_dataloader())  # a loader left running, as a failed job's traceback keeps it
+next(KEPT)
+print("exiting", flush=True)
+"""
+
+
+def test_a_process_exits_with_its_shielded_data_workers_still_running(tmp_path: Path) -> None:
+    """Workers ignore SIGTERM; Python's exit hook terminates child processes with SIGTERM and joins them, so
+    before the exit hook of shutdown_data_workers the process waited for them forever (a failed soak job
+    outlived its failure by 20 minutes)."""
+    script = tmp_path / "exit_with_workers.py"
+    script.write_text(EXIT_WITH_LIVE_WORKERS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
+    assert done.returncode == 0 and "exiting" in done.stdout, done.stderr

@@ -10,6 +10,8 @@ The job wrapper records the job as ``interrupted`` (a sweep resumes it the next 
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import os
 import signal
@@ -26,6 +28,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 log = logging.getLogger(__name__)
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
+_EXIT_HOOK_REGISTERED = False
 
 
 class RunInterrupted(BaseException):
@@ -117,12 +120,32 @@ class _IgnoreStopSignals:
             self.inner(worker_id)
 
 
+def shutdown_data_workers() -> int:
+    """Stop every data-loader worker still running, through its loader's own shutdown; returns how many loaders.
+
+    Workers ignore SIGTERM (:class:`_IgnoreStopSignals`), so Python's exit hook for child processes, which
+    sends SIGTERM and then joins, would wait for them forever — as it did for a job that failed mid-epoch with
+    persistent workers (its loader kept alive by the traceback). Called when a job ends and at exit."""
+    from torch.utils.data.dataloader import _MultiProcessingDataLoaderIter
+
+    # type(), not isinstance(): isinstance() reads __class__, which warns on some deprecated torch objects
+    loaders = [obj for obj in gc.get_objects() if issubclass(type(obj), _MultiProcessingDataLoaderIter)]
+    for loader in loaders:
+        loader._shutdown_workers()
+    return len(loaders)
+
+
 def shield_data_workers(datamodule: Any) -> None:
     """Make the workers of every loader ``datamodule`` returns ignore SIGTERM/SIGINT (:class:`_IgnoreStopSignals`).
 
     Lightning gives a loader without ``worker_init_fn`` its seeding function when ``seed_everything(workers=True)``
-    ran; that function is kept, inside ours."""
+    ran; that function is kept, inside ours. Such workers are stopped at exit by :func:`shutdown_data_workers`."""
     from functools import partial
+
+    global _EXIT_HOOK_REGISTERED
+    if not _EXIT_HOOK_REGISTERED:  # runs before multiprocessing's own hook (atexit is last in, first out)
+        atexit.register(shutdown_data_workers)
+        _EXIT_HOOK_REGISTERED = True
 
     from lightning.fabric.utilities.seed import pl_worker_init_function
 

@@ -28,7 +28,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hierarchicalvlm.callbacks.interrupt import RunInterrupted, signals_handled
+from hierarchicalvlm.callbacks.interrupt import RunInterrupted, shutdown_data_workers, signals_handled
 from hierarchicalvlm.callbacks.memory import free_memory, reset_all_peaks
 from hierarchicalvlm.callbacks.nonfinite import NonFiniteError
 from hierarchicalvlm.run import tracking
@@ -176,6 +176,7 @@ class Job:
         except Exception as err:  # noqa: BLE001 - recorded; re-raised unless this is one job of a multirun
             return self._failed(err, summary, identity, FAILED)
         finally:
+            shutdown_data_workers()  # a failed job's persistent workers would otherwise outlive it
             free_memory()
         summary.complete(result)
         tracking.finish_wandb(identity, result.metrics, result.throughput, COMPLETED)
