@@ -5,6 +5,8 @@
 # What happened: the folder was then `gpulogs/`, which git did not ignore, so call 2's sync of the working tree
 # deleted it; every job still running failed on its CSV log (FileNotFoundError). Jobs completed in call 1 came
 # back in its snapshot (docs/long_range/h200-mean). The folder is now logs/gpu/ (ignored).
+# Jobs whose folder under logs/gpu/runs already says `completed` are skipped (sweep resume): to finish a grid, put
+# the completed job folders there (without checkpoints) and add "logs/gpu" to the call's carry.
 #   bash scripts/probes/grid_call.sh start     # call 1: start the grid + soak, run the GPU suite on GPU 1, snapshot
 #   bash scripts/probes/grid_call.sh wait      # call 2: snapshot after ~9 minutes
 #   bash scripts/probes/grid_call.sh finish    # call 3: wait for the grid's deadline, then its final tarballs
