@@ -74,6 +74,17 @@ def test_checkpoints_from_before_video_summary_load_as_the_token_summary(tmp_pat
         NetConfig.from_dict({**net, "video_summary": "pooled"})
 
 
+def test_time_scale_sets_the_initial_weight_of_the_frame_time_signal(tmp_path: Path) -> None:
+    net = OmegaConf.to_container(compose_config(["model.net.dim=16", "model.net.num_heads=2",
+                                                 "model.net.time_scale=1.0"], tmp_path).model.net, resolve=True)
+    assert HierarchicalVLMModule(**module_kwargs(net)).net.video.time_scale.item() == 1.0
+    older = {k: v for k, v in net.items() if k != "time_scale"}  # a checkpoint from before the setting
+    assert NetConfig.from_dict(older).time_scale == 0.1
+    for bad in (-0.5, "loud", float("nan"), True):
+        with pytest.raises(ValueError, match=r"model\.net\.time_scale must be a finite number >= 0"):
+            NetConfig.from_dict({**net, "time_scale": bad})
+
+
 def test_the_mean_video_summary_averages_the_real_level2_tokens(tmp_path: Path) -> None:
     net = OmegaConf.to_container(compose_config(["model.net.dim=16", "model.net.num_heads=2",
                                                  "model.net.video_summary=mean"], tmp_path).model.net, resolve=True)

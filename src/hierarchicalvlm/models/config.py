@@ -15,7 +15,7 @@ from typing import Any
 
 
 VIDEO_SUMMARIES = ("token", "mean")
-ADDED_LATER: dict[str, Any] = {"video_summary": "token"}
+ADDED_LATER: dict[str, Any] = {"video_summary": "token", "time_scale": 0.1}
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class NetConfig:
     max_text_length: int            # positions of the from-scratch text encoder
     activation_checkpointing: bool  # recompute level-2 blocks in the backward pass to save memory
     video_summary: str              # contrastive summary: "token" ([VID] reads level 2) or "mean" (of its tokens)
+    time_scale: float               # initial weight of the frame-time (sin/cos) signal added to every token; learned
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], where: str = "model.net") -> "NetConfig":
@@ -60,4 +61,8 @@ class NetConfig:
         if config.video_summary not in VIDEO_SUMMARIES:
             raise ValueError(f"{where}.video_summary must be one of {', '.join(VIDEO_SUMMARIES)}, "
                              f"got {config.video_summary!r}")
+        if isinstance(config.time_scale, bool) or not isinstance(config.time_scale, (int, float)) \
+                or not 0 <= config.time_scale < float("inf"):
+            raise ValueError(f"{where}.time_scale must be a finite number >= 0 (the initial weight of the frame-time "
+                             f"signal; 0.1 is the default), got {config.time_scale!r}")
         return config

@@ -126,7 +126,7 @@ class HierarchicalVideoEncoder(nn.Module):
         # Normalised patch tokens plus a small learnable share of the time signal: raw pixels of tiny objects
         # embed to small vectors, and an unscaled sin/cos (norm ~sqrt(dim/2)) would drown them.
         self.embed_norm = nn.LayerNorm(dim)
-        self.time_scale = nn.Parameter(torch.tensor([0.1]))  # (1,): FSDP cannot shard 0-d parameters
+        self.time_scale = nn.Parameter(torch.tensor([float(config.time_scale)]))  # (1,): FSDP cannot shard 0-d parameters
         self.level1 = nn.ModuleList(
             AttentionBlock(FullAttention(dim, num_heads, dropout), mlp_ratio, dropout)
             for _ in range(config.level1_depth)
