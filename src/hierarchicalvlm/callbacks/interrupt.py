@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import multiprocessing.util  # noqa: F401  (its exit hook must be registered before ours, below)
 import os
 import signal
 import threading
@@ -28,7 +29,6 @@ from lightning.pytorch.trainer.states import TrainerFn
 log = logging.getLogger(__name__)
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
-_EXIT_HOOK_REGISTERED = False
 
 
 class RunInterrupted(BaseException):
@@ -135,17 +135,17 @@ def shutdown_data_workers() -> int:
     return len(loaders)
 
 
+# Registered after multiprocessing's own exit hook (its module is imported above), so it runs first: atexit is
+# last in, first out.
+atexit.register(shutdown_data_workers)
+
+
 def shield_data_workers(datamodule: Any) -> None:
     """Make the workers of every loader ``datamodule`` returns ignore SIGTERM/SIGINT (:class:`_IgnoreStopSignals`).
 
     Lightning gives a loader without ``worker_init_fn`` its seeding function when ``seed_everything(workers=True)``
     ran; that function is kept, inside ours. Such workers are stopped at exit by :func:`shutdown_data_workers`."""
     from functools import partial
-
-    global _EXIT_HOOK_REGISTERED
-    if not _EXIT_HOOK_REGISTERED:  # runs before multiprocessing's own hook (atexit is last in, first out)
-        atexit.register(shutdown_data_workers)
-        _EXIT_HOOK_REGISTERED = True
 
     from lightning.fabric.utilities.seed import pl_worker_init_function
 

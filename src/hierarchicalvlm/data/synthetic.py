@@ -287,15 +287,12 @@ def _order_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[st
         # named by one attribute ("red object", "square"): the other is drawn freely, and no distractor shares
         # either key value, so each named object is shown exactly once
         (attribute,) = named_by
-        values = COLOURS if attribute == "colour" else SHAPES
+        index = 0 if attribute == "colour" else 1  # the named attribute's place in an object (colour, shape)
+        values, free = (COLOURS, SHAPES) if index == 0 else (SHAPES, COLOURS)
         va, vb = (values[k] for k in rng.choice(len(values), size=2, replace=False))
-        if attribute == "colour":
-            a, b = (va, _pick(rng, SHAPES)), (vb, _pick(rng, SHAPES))
-            names = (f"{va} object", f"{vb} object")
-        else:
-            a, b = (_pick(rng, COLOURS), va), (_pick(rng, COLOURS), vb)
-            names = (va, vb)
-        index = 0 if attribute == "colour" else 1
+        others = (_pick(rng, free), _pick(rng, free))
+        a, b = ((v, o) if index == 0 else (o, v) for v, o in zip((va, vb), others))
+        names = (f"{va} object", f"{vb} object") if index == 0 else (va, vb)
         allowed = [o for o in OBJECTS if o[index] not in (va, vb)]
     a_first = (answer == "yes") == yes_means_first
     separation = min_order_separation(T)

@@ -9,6 +9,7 @@ LightningModule from Hydra's ``model.net`` dict and passed down to :class:`~hier
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -61,8 +62,8 @@ class NetConfig:
         if config.video_summary not in VIDEO_SUMMARIES:
             raise ValueError(f"{where}.video_summary must be one of {', '.join(VIDEO_SUMMARIES)}, "
                              f"got {config.video_summary!r}")
-        if isinstance(config.time_scale, bool) or not isinstance(config.time_scale, (int, float)) \
-                or not 0 <= config.time_scale < float("inf"):
+        scale = config.time_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale >= 0):
             raise ValueError(f"{where}.time_scale must be a finite number >= 0 (the initial weight of the frame-time "
                              f"signal; 0.1 is the default), got {config.time_scale!r}")
         return config
