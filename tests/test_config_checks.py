@@ -15,6 +15,8 @@ WRONG_TYPES = {
     "trainer.max_epochs=1.5": "trainer.max_epochs must be an integer >= -1",
     "model.net.num_heads=true": "model.net.num_heads must be a positive integer, got True",
     "trainer.gradient_clip_val=abc": "trainer.gradient_clip_val must be a number >= 0",
+    "model.net.time_scale=-1": "model.net.time_scale must be a finite number >= 0",
+    "model.net.video_summary=pooled": "model.net.video_summary must be one of token, mean",
 }
 
 

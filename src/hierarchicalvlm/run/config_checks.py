@@ -72,6 +72,16 @@ def _check_types(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.gradient_clip_val must be a number >= 0 (or null), got {clip!r}")
 
 
+def _check_net(net: DictConfig) -> None:
+    """``model.net`` read as the network will read it (:class:`NetConfig`): the same checks serve checkpoints."""
+    from hierarchicalvlm.models.config import NetConfig
+
+    try:
+        NetConfig.from_dict(OmegaConf.to_container(net, resolve=True))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 def frame_sides(frame_size) -> tuple[int, int]:
     """``data.frame_size`` as (H, W): an int for square frames or a pair [H, W]."""
     sides = [frame_size, frame_size] if isinstance(frame_size, int) else list(frame_size)
@@ -169,6 +179,7 @@ def _validate(cfg: DictConfig) -> None:
     _check_resolvable(cfg)
     net = cfg.model.net
     _check_types(cfg)
+    _check_net(net)
     if net.dim % net.num_heads:
         divisors = [h for h in range(1, net.dim + 1) if net.dim % h == 0 and h <= 32]
         raise ConfigError(
