@@ -14,7 +14,9 @@
 #   not started.
 # Each job goes to the GPU running the fewest jobs; "@k " before a job's arguments pins it to GPU k (counted as
 # PIN_WEIGHT jobs there, default 1: a latency-bound job keeps its card less shared); a job that names
-# trainer.devices sees every GPU. JOBLOGS: where each job's console output goes (default: a new temporary folder).
+# trainer.devices sees every GPU. MAX_PER_GPU: the most jobs (pinned ones weighted) a GPU takes at once (default:
+# no cap). With GPU_SUITE=1, SUITE_GPU=k runs the suite alone on GPU k: no unpinned job goes there until it ends.
+# JOBLOGS: where each job's console output goes (default: a new temporary folder).
 # LOGS must be a path git ignores: the device tool's next call syncs the working tree and deletes untracked files
 # it does not ignore (on 2026-11-30 that removed a running grid's log folder and failed every job).
 cd "$(dirname "$0")/.."
@@ -33,6 +35,7 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD/src OMP_NUM_THREADS=1 PYTHONUN
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/card.txt"
 python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/card.txt"
 JOBLOGS=${JOBLOGS:-$(mktemp -d)}; mkdir -p "$JOBLOGS"
+[ -n "$GPU_SUITE" ] && [ -n "$SUITE_GPU" ] && touch "$JOBLOGS/suite_running"
 start=$(date +%s)
 gpus=$(nvidia-smi -L | wc -l); pids=(); gpu_of=(); weight_of=()
 
@@ -48,7 +51,18 @@ run_job() {  # one job: its GPU, its time left, its console log
   local args=$1 visible weight=1 g
   if [[ "$args" =~ ^@([0-9]+)\ (.*)$ ]]; then visible=${BASH_REMATCH[1]}; args=${BASH_REMATCH[2]}; weight=${PIN_WEIGHT:-1}
   elif [[ "$args" == *trainer.devices=* ]]; then visible=$(seq -s, 0 $((gpus - 1)))
-  else visible=0; for ((g = 1; g < gpus; g++)); do (( $(load_of $g) < $(load_of $visible) )) && visible=$g; done; fi
+  else
+    while true; do  # the least-loaded GPU open to jobs, once one is under MAX_PER_GPU
+      visible=""
+      for ((g = 0; g < gpus; g++)); do
+        [ -f "$JOBLOGS/suite_running" ] && [ "$g" = "$SUITE_GPU" ] && continue
+        (( $(load_of $g) >= ${MAX_PER_GPU:-1000000} )) && continue
+        if [ -z "$visible" ] || (( $(load_of $g) < $(load_of $visible) )); then visible=$g; fi
+      done
+      [ -n "$visible" ] && break
+      wait -n 2>/dev/null || sleep 5
+    done
+  fi
   local name left
   name=$(echo "$args" | tr ' =/,' '_-__' | cut -c1-120)
   left=$(( DEADLINE - $(date +%s) ))
@@ -70,8 +84,9 @@ scheduler=$!
 if [ -n "$GPU_SUITE" ]; then
   # the whole GPU suite, timed (the jobs beside it share the card, so this is an upper bound)
   s=$(date +%s)
-  timeout -s INT $(( DEADLINE - s - 20 )) python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests > "$OUT/gpu_suite.txt" 2>&1
-  echo "exit $? after $(( $(date +%s) - s )) s (jobs side by side: $#)" >> "$OUT/gpu_suite.txt"
+  ${SUITE_GPU:+env CUDA_VISIBLE_DEVICES=$SUITE_GPU} timeout -s INT $(( DEADLINE - s - 20 )) python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests > "$OUT/gpu_suite.txt" 2>&1
+  echo "exit $? after $(( $(date +%s) - s )) s (${SUITE_GPU:+alone on GPU $SUITE_GPU; }jobs in the run: $#)" >> "$OUT/gpu_suite.txt"
+  rm -f "$JOBLOGS/suite_running"
   tail -5 "$OUT/gpu_suite.txt"
 fi
 wait "$scheduler"

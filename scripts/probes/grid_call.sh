@@ -1,15 +1,24 @@
 #!/bin/bash
-# Device calls of 2026-11-30 (fourth session) on a 2x H200 machine kept warm between calls: the long-range grid
-# (scripts/long_range_gpu.sh) and the mamba soak run detached (setsid) for ~24 minutes, across three calls, each
-# call returning a snapshot of the logs. Run from the repository root with .whl/ carried.
-# What happened: the folder was then `gpulogs/`, which git did not ignore, so call 2's sync of the working tree
-# deleted it; every job still running failed on its CSV log (FileNotFoundError). Jobs completed in call 1 came
-# back in its snapshot (docs/long_range/h200-mean). The folder is now logs/gpu/ (ignored).
+# Device calls on a 2x H200 machine kept warm between calls: the long-range grid and the mamba soak run detached
+# (setsid) through scripts/gpu_jobs.sh for GRID_SECONDS, across three calls, each returning a snapshot of the logs;
+# the GPU suite runs alone on GPU 1 at the start. Run from the repository root, carrying .whl/ and logs/gpu.
 # Jobs whose folder under logs/gpu/runs already says `completed` are skipped (sweep resume): to finish a grid, put
-# the completed job folders there (without checkpoints) and add "logs/gpu" to the call's carry.
-#   bash scripts/probes/grid_call.sh start     # call 1: start the grid + soak, run the GPU suite on GPU 1, snapshot
+# the completed job folders there (without checkpoints) and add "logs/gpu" to the call's carry. Logs must stay
+# under logs/ (ignored): each device call syncs the working tree and deletes untracked files git does not ignore
+# (on 2026-11-30 that removed a running grid's log folder, `gpulogs/`, and failed every job).
+#   bash scripts/probes/grid_call.sh start     # call 1: start grid + soak + suite; snapshot after ~9 minutes
 #   bash scripts/probes/grid_call.sh wait      # call 2: snapshot after ~9 minutes
 #   bash scripts/probes/grid_call.sh finish    # call 3: wait for the grid's deadline, then its final tarballs
+# The jobs: the cells of experiment=long_range_gpu that docs/long_range/h200-mean lacks, longest first
+# (16K tokens = 4096 frames, 4K = 1024, 1K = 256), the reference (full) and first seeds before further seeds.
+job() { echo "-m experiment=long_range_gpu attention=$1 data.num_frames=$2 final_epochs=1 seed=$3 data.num_workers=$(( $2 >= 4096 ? 4 : $2 >= 1024 ? 3 : 2 ))"; }
+JOBS=()
+for a in full local_global performer mamba local; do JOBS+=("$(job $a 4096 0)"); done
+for s in 1 2; do JOBS+=("$(job full 4096 $s)"); done
+for a in local_global performer mamba strided local; do JOBS+=("$(job $a 4096 1)"); done
+for a in local_global performer strided local mamba; do JOBS+=("$(job $a 1024 2)"); done
+JOBS+=("$(job mamba 1024 0)")
+for s in 0 1 2; do for a in full local local_global performer mamba strided; do JOBS+=("$(job $a 256 $s)"); done; done
 mode=$1; mkdir -p logs/gpu; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 GRID_SECONDS=${GRID_SECONDS:-1440}
 snapshot() {
@@ -22,19 +31,19 @@ case $mode in
   start)
     date +%s > logs/gpu/t0
     setsid nohup nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv -l 30 > logs/gpu/smi.txt 2>&1 < /dev/null &
-    # the soak is pinned to GPU 0 and counted as 5 jobs there, so it shares its card with few grid jobs
-    DEADLINE=$(( $(cat logs/gpu/t0) + GRID_SECONDS )) MAX_JOBS=${MAX_JOBS:-16} PIN_WEIGHT=5 SEEDS_LONGEST=${SEEDS_LONGEST:-0} \
+    # the soak is pinned to GPU 0 and weighs PIN_WEIGHT jobs there; the GPU suite runs alone on GPU 1 first
+    # (SUITE_GPU), then the grid's jobs spread over both cards, at most MAX_PER_GPU (weighted) on each
+    DEADLINE=$(( $(cat logs/gpu/t0) + GRID_SECONDS )) MAX_JOBS=${MAX_JOBS:-16} MAX_PER_GPU=${MAX_PER_GPU:-9} \
+      PIN_WEIGHT=${PIN_WEIGHT:-4} GPU_SUITE=1 SUITE_GPU=1 \
       OUT=$PWD/logs/gpu/final JOBLOGS=$PWD/logs/gpu/joblogs LOGS=$PWD/logs/gpu/runs \
-      setsid nohup bash scripts/long_range_gpu.sh "@0 -m experiment=soak_gpu attention=mamba data.num_workers=6" \
+      setsid nohup bash scripts/gpu_jobs.sh "@0 -m experiment=soak_gpu attention=mamba data.num_workers=6" "${JOBS[@]}" \
       > logs/gpu/driver.txt 2>&1 < /dev/null &
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site_fg .whl/*.whl >/dev/null 2>&1
-    export PYTHONPATH=/tmp/site_fg:$PWD/src OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 WANDB_MODE=disabled
     s=$(date +%s)
-    CUDA_VISIBLE_DEVICES=1 timeout -s INT ${SUITE_SECONDS:-450} python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests \
-      > "$OUT/gpu_suite.txt" 2>&1
-    echo "exit $? after $(( $(date +%s) - s )) s (GPU 1, beside the grid's jobs)" >> "$OUT/gpu_suite.txt"
-    tail -4 "$OUT/gpu_suite.txt"
-    sleep $(( ${CALL_SECONDS:-545} - ($(date +%s) - s) - 15 )) 2>/dev/null
+    while ! grep -q "^exit" logs/gpu/final/gpu_suite.txt 2>/dev/null && (( $(date +%s) - s < ${CALL_SECONDS:-560} - 20 )); do
+      sleep 5
+    done
+    cp logs/gpu/final/gpu_suite.txt "$OUT/" 2>/dev/null; tail -4 "$OUT/gpu_suite.txt"
+    sleep $(( ${CALL_SECONDS:-560} - ($(date +%s) - s) - 15 )) 2>/dev/null
     snapshot ;;
   wait)
     sleep ${CALL_SECONDS:-560}; snapshot ;;
