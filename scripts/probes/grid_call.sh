@@ -6,8 +6,10 @@
 # the completed job folders there (without checkpoints) and add "logs/gpu" to the call's carry. Logs must stay
 # under logs/ (ignored): each device call syncs the working tree and deletes untracked files git does not ignore
 # (on 2026-11-30 that removed a running grid's log folder, `gpulogs/`, and failed every job).
+# Carry logs/gpu on the FIRST call only: a carried path replaces the machine's copy, so carrying it again in a later
+# call replaced the running grid's logs with this machine's (2026-11-30, 16:42 UTC: every running job lost again).
 #   bash scripts/probes/grid_call.sh start     # call 1: start grid + soak + suite; snapshot after ~9 minutes
-#   bash scripts/probes/grid_call.sh wait      # call 2: snapshot after ~9 minutes
+#   bash scripts/probes/grid_call.sh wait      # call 2 (carry .whl only): snapshot after ~9 minutes
 #   bash scripts/probes/grid_call.sh finish    # call 3: wait for the grid's deadline, then its final tarballs
 # The jobs: the cells of experiment=long_range_gpu that docs/long_range/h200-mean lacks, longest first
 # (16K tokens = 4096 frames, 4K = 1024, 1K = 256), the reference (full) and first seeds before further seeds.
