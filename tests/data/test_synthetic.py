@@ -433,3 +433,42 @@ def test_generation_is_well_under_a_millisecond_per_frame():
 def test_bad_config_raises_a_value_error_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=re.escape(field)):
         SyntheticVideoQADataModule(**kwargs)
+
+
+def test_cached_split_hands_out_the_samples_it_would_regenerate():
+    spec = SyntheticVideoSpec(num_frames=8, frame_size=8, tasks=("match", "needle"))
+    cached = SyntheticVideoQADataset(spec, seed=3, split="train", size=4, cache=True)
+    fresh = SyntheticVideoQADataset(spec, seed=3, split="train", size=4)
+    first = [cached[i] for i in range(4)]
+    assert len(cached._cache) == 4
+    for i in range(4):
+        again, regenerated = cached[i], fresh[i]
+        assert again is first[i]  # served from memory
+        assert torch.equal(again["frames"], regenerated["frames"])
+        assert {k: v for k, v in again.items() if k != "frames"} == {
+            k: v for k, v in regenerated.items() if k != "frames"}
+
+
+def test_cache_holds_only_splits_that_fit_its_budget():
+    def cached_splits(cache_gib: float) -> dict[str, bool]:
+        dm = SyntheticVideoQADataModule(num_frames=8, frame_size=8, num_train=64, num_val=8, num_test=8,
+                                        cache_gib=cache_gib)
+        return {split: ds._cache is not None for split, ds in dm.build_splits().items()}
+
+    per_frame = 4 * 3 * 8 * 8
+    assert cached_splits(0.0) == {"train": False, "val": False, "test": False}
+    assert cached_splits(1.0) == {"train": True, "val": True, "test": True}
+    # room for the 8-video splits but not the 64-video one
+    assert cached_splits(16 * 8 * per_frame / 2 ** 30) == {"train": False, "val": True, "test": True}
+    with pytest.raises(ValueError, match="data.cache_gib"):
+        SyntheticVideoQADataModule(cache_gib=-1)
+
+
+def test_data_workers_do_not_cache(monkeypatch):
+    import hierarchicalvlm.data.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic, "get_worker_info", lambda: object())  # as inside a DataLoader worker
+    ds = SyntheticVideoQADataset(SyntheticVideoSpec(num_frames=8, frame_size=8), seed=0, split="val", size=2,
+                                 cache=True)
+    ds[0]
+    assert ds._cache == {}

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Optional
 import dataclasses
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .base import Sample, VideoTextDataModule
 from .synthetic_render import COLOURS, MIN_FRAME_SIZE, SHAPES, SPRITES, MARGIN, Event, render_frames
@@ -422,12 +422,18 @@ class LengthCurriculum:
 
 
 class SyntheticVideoQADataset(Dataset):
-    """``size`` synthetic samples of one split, each generated on demand from ``(seed, split, index)``."""
+    """``size`` synthetic samples of one split, each generated on demand from ``(seed, split, index)``.
 
-    def __init__(self, spec: SyntheticVideoSpec, seed: int, split: str, size: int) -> None:
+    With ``cache=True`` a sample generated in the main process is kept and handed out again in later epochs (the
+    same values: a sample is a pure function of its index), which spares a small job re-rendering its videos every
+    epoch. Data workers never cache: each would hold its own copy, lost with the worker.
+    """
+
+    def __init__(self, spec: SyntheticVideoSpec, seed: int, split: str, size: int, cache: bool = False) -> None:
         if split not in SPLIT_CODES:
             raise ValueError(f"split must be one of {list(SPLIT_CODES)}, got {split!r}")
         self.spec, self.seed, self.split, self.size = spec, seed, split, size
+        self._cache: Optional[dict[int, Sample]] = {} if cache else None
 
     def __len__(self) -> int:
         return self.size
@@ -442,6 +448,15 @@ class SyntheticVideoQADataset(Dataset):
         return make_scene(self.spec, self._rngs(index)[0])
 
     def __getitem__(self, index: int) -> Sample:
+        caching = self._cache is not None and get_worker_info() is None
+        if caching and index in self._cache:
+            return self._cache[index]
+        sample = self._generate(index)
+        if caching:
+            self._cache[index] = sample
+        return sample
+
+    def _generate(self, index: int) -> Sample:
         scene_rng, pixel_rng = self._rngs(index)
         scene = make_scene(self.spec, scene_rng)
         spec = self.spec
@@ -481,6 +496,7 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
         persistent_workers: bool = False,
         shuffle: bool = True,
         curriculum: Optional[dict[str, Any]] = None,
+        cache_gib: float = 0.0,
     ) -> None:
         self.curriculum = LengthCurriculum.from_config(curriculum, num_frames)
         self.spec = SyntheticVideoSpec(num_frames, frame_size, tasks, noise, distractor_rate, caption_events,
@@ -490,13 +506,20 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
             _check_int(field, value, 1)
         _check_int("num_workers", num_workers, 0)
         _check_int("seed", seed, 0)
+        _check_range("cache_gib", cache_gib, 0.0, float("inf"), " (0 turns the in-memory cache off)")
+        self.cache_gib = float(cache_gib)
         super().__init__(batch_size, num_workers, max_text_length, pin_memory, persistent_workers, shuffle=shuffle)
         self.seed = int(seed)
         self.split_sizes = {"train": num_train, "val": num_val, "test": num_test}
 
     def build_splits(self) -> dict[str, Dataset]:
-        return {split: SyntheticVideoQADataset(self.spec, self.seed, split, size)
-                for split, size in self.split_sizes.items()}
+        return {split: self._dataset(self.spec, split, size) for split, size in self.split_sizes.items()}
+
+    def _dataset(self, spec: SyntheticVideoSpec, split: str, size: int) -> SyntheticVideoQADataset:
+        """A split, cached in memory when its frames fit in ``cache_gib`` GiB."""
+        frame_bytes = 4 * 3 * spec.frame_size ** 2  # float32 RGB
+        fits = size * spec.num_frames * frame_bytes <= self.cache_gib * 2 ** 30
+        return SyntheticVideoQADataset(spec, self.seed, split, size, cache=self.cache_gib > 0 and fits)
 
     def train_frames_at(self, epoch: int) -> int:
         """Frames per training video in ``epoch`` (the throughput monitor restarts when it changes)."""
@@ -513,8 +536,8 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
             self.setup()
             train = self.splits["train"]
             if train.spec.num_frames != frames:
-                self.splits["train"] = SyntheticVideoQADataset(
-                    dataclasses.replace(self.spec, num_frames=frames), self.seed, "train", train.size)
+                self.splits["train"] = self._dataset(dataclasses.replace(self.spec, num_frames=frames), "train",
+                                                     train.size)
         return super().train_dataloader()
 
     def input_spec(self) -> dict[str, Any]:
