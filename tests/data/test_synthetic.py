@@ -428,6 +428,8 @@ def test_generation_is_well_under_a_millisecond_per_frame():
         ({"needle_depth": [0.6, 0.2]}, "data.needle_depth"),
         ({"num_distractors": -1}, "data.num_distractors"),
         ({"curriculum": {"start_frames": 2}}, "data.curriculum.start_frames"),
+        ({"order_warmup_epochs": -1}, "data.order_warmup_epochs"),
+        ({"cache_gib": "lots"}, "data.cache_gib"),
     ],
 )
 def test_bad_config_raises_a_value_error_naming_the_field(kwargs, field):
@@ -472,3 +474,28 @@ def test_data_workers_do_not_cache(monkeypatch):
                                  cache=True)
     ds[0]
     assert ds._cache == {}
+
+
+def test_order_warmup_trains_one_polarity_first_and_evaluates_every_template():
+    class FakeTrainer:
+        reload_dataloaders_every_n_epochs, current_epoch, world_size, global_rank = 0, 0, 1, 0
+
+    dm = SyntheticVideoQADataModule(num_frames=8, frame_size=8, tasks=["order"], needle_attributes=["colour"],
+                                    num_train=200, num_val=200, num_test=2, order_warmup_epochs=2)
+    dm.trainer = FakeTrainer()
+    second_polarity = ("after", "later")
+
+    def questions(split: str) -> list[str]:
+        dataset = dm.splits[split]
+        return [dataset.scene(i).question for i in range(len(dataset))]
+
+    for epoch, expect_both in ((0, False), (1, False), (2, True), (5, True)):
+        dm.trainer.current_epoch = epoch
+        dm.train_dataloader()
+        asked = questions("train")
+        has_second = sum(any(word in q for word in second_polarity) for q in asked)
+        assert (has_second > 60) if expect_both else has_second == 0, (epoch, has_second)
+        answers = Counter(dm.splits["train"][i]["answer"] for i in range(len(asked)))
+        assert abs(answers["yes"] - answers["no"]) < 40  # still balanced with one polarity
+    assert dm.trainer.reload_dataloaders_every_n_epochs == 1
+    assert sum(any(word in q for word in second_polarity) for q in questions("val")) > 60

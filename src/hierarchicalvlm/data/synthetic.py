@@ -182,6 +182,7 @@ class SyntheticVideoSpec:
     needle_depth: tuple[float, float] = (0.0, 1.0)
     num_distractors: Optional[int] = None
     needle_attributes: tuple[str, ...] = ("colour", "shape")
+    order_polarity: str = "both"  # "first": only the order templates where "yes" means the first-named came first
 
     def __post_init__(self) -> None:
         _check_int("num_frames", self.num_frames, MIN_NUM_FRAMES, " (shorter videos cannot spread events apart)")
@@ -196,6 +197,8 @@ class SyntheticVideoSpec:
             raise ValueError(f"data.needle_attributes must be a non-empty list of distinct names among "
                              f"{list(NEEDLE_TEMPLATES)}, got {list(attributes)}")
         object.__setattr__(self, "needle_attributes", attributes)
+        if self.order_polarity not in ("both", "first"):
+            raise ValueError(f"order_polarity must be 'both' or 'first', got {self.order_polarity!r}")
         if self.num_distractors is not None:
             _check_int("num_distractors", self.num_distractors, 0, " (or null: distractor_rate x frames)")
             most = self.num_frames - max_count(self.num_frames)
@@ -275,7 +278,8 @@ def _count_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[st
 def _order_scene(rng: np.random.Generator, spec: SyntheticVideoSpec) -> tuple[str, str, list[_Item]]:
     T = spec.num_frames
     answer = _pick(rng, YES_NO)
-    template, yes_means_first = _pick(rng, ORDER_TEMPLATES)
+    templates = ORDER_TEMPLATES if spec.order_polarity == "both" else [t for t in ORDER_TEMPLATES if t[1]]
+    template, yes_means_first = _pick(rng, templates)
     named_by = set(spec.needle_attributes)
     if named_by == {"colour", "shape"}:
         # the two key objects are named by colour and shape ("red square"); distractors are any other object
@@ -497,6 +501,7 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
         shuffle: bool = True,
         curriculum: Optional[dict[str, Any]] = None,
         cache_gib: float = 0.0,
+        order_warmup_epochs: int = 0,
     ) -> None:
         self.curriculum = LengthCurriculum.from_config(curriculum, num_frames)
         self.spec = SyntheticVideoSpec(num_frames, frame_size, tasks, noise, distractor_rate, caption_events,
@@ -506,6 +511,8 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
             _check_int(field, value, 1)
         _check_int("num_workers", num_workers, 0)
         _check_int("seed", seed, 0)
+        _check_int("order_warmup_epochs", order_warmup_epochs, 0)
+        self.order_warmup_epochs = int(order_warmup_epochs)
         _check_range("cache_gib", cache_gib, 0.0, float("inf"), " (0 turns the in-memory cache off)")
         self.cache_gib = float(cache_gib)
         super().__init__(batch_size, num_workers, max_text_length, pin_memory, persistent_workers, shuffle=shuffle)
@@ -525,19 +532,26 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
         """Frames per training video in ``epoch`` (the throughput monitor restarts when it changes)."""
         return self.curriculum.frames_at(epoch) if self.curriculum is not None else self.spec.num_frames
 
+    def train_spec_at(self, epoch: int) -> SyntheticVideoSpec:
+        """The training videos of ``epoch``: the curriculum's length, and during the first ``order_warmup_epochs``
+        only the ``order`` questions whose "yes" means the first-named object came first (validation and test
+        always ask every template)."""
+        polarity = "first" if epoch < self.order_warmup_epochs else "both"
+        return dataclasses.replace(self.spec, num_frames=self.train_frames_at(epoch), order_polarity=polarity)
+
     def train_dataloader(self) -> DataLoader:
-        """Training videos of the curriculum's length for the current epoch (``num_frames`` without one)."""
-        if self.curriculum is not None:
+        """Training videos of the current epoch's :meth:`train_spec_at` (``num_frames`` and every template
+        without a curriculum or an order warm-up)."""
+        if self.curriculum is not None or self.order_warmup_epochs:
             trainer = getattr(self, "trainer", None)
             if trainer is not None:
-                # the training length changes per epoch: Lightning must ask for a new loader every epoch
+                # the training videos change with the epoch: Lightning must ask for a new loader every epoch
                 trainer.reload_dataloaders_every_n_epochs = 1
-            frames = self.train_frames_at(trainer.current_epoch if trainer is not None else 0)
+            spec = self.train_spec_at(trainer.current_epoch if trainer is not None else 0)
             self.setup()
             train = self.splits["train"]
-            if train.spec.num_frames != frames:
-                self.splits["train"] = self._dataset(dataclasses.replace(self.spec, num_frames=frames), "train",
-                                                     train.size)
+            if train.spec != spec:
+                self.splits["train"] = self._dataset(spec, "train", train.size)
         return super().train_dataloader()
 
     def input_spec(self) -> dict[str, Any]:
