@@ -16,7 +16,7 @@ from typing import Any
 
 
 VIDEO_SUMMARIES = ("token", "mean")
-ADDED_LATER: dict[str, Any] = {"video_summary": "token", "time_scale": 0.1}
+ADDED_LATER: dict[str, Any] = {"video_summary": "token", "time_scale": 0.1, "question_tokens": False}
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class NetConfig:
     activation_checkpointing: bool  # recompute level-2 blocks in the backward pass to save memory
     video_summary: str              # contrastive summary: "token" ([VID] reads level 2) or "mean" (of its tokens)
     time_scale: float               # initial weight of the frame-time (sin/cos) signal added to every token; learned
+    question_tokens: bool           # the question's word tokens join level 2 (after the video), not only its vector
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], where: str = "model.net") -> "NetConfig":
@@ -66,4 +67,6 @@ class NetConfig:
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale >= 0):
             raise ValueError(f"{where}.time_scale must be a finite number >= 0 (the initial weight of the frame-time "
                              f"signal; 0.1 is the default), got {config.time_scale!r}")
+        if not isinstance(config.question_tokens, bool):
+            raise ValueError(f"{where}.question_tokens must be true or false, got {config.question_tokens!r}")
         return config

@@ -63,8 +63,13 @@ class HierarchicalVLM(nn.Module):
         return self.video.tokens_per_frame
 
     def forward(self, batch: dict[str, Any]) -> VLMOutput:
-        question = self.text(batch["question_ids"], batch["question_mask"])
-        encoded = self.video(batch["frames"], batch["frame_mask"], question, padded=batch.get("padded"))
+        words = None
+        if self.config.question_tokens:
+            question, words = self.text(batch["question_ids"], batch["question_mask"], tokens=True)
+        else:
+            question = self.text(batch["question_ids"], batch["question_mask"])
+        encoded = self.video(batch["frames"], batch["frame_mask"], question, padded=batch.get("padded"),
+                             words=words, word_mask=batch["question_mask"] if words is not None else None)
         caption = self.text(batch["caption_ids"], batch["caption_mask"])
         return VLMOutput(
             qa_logits=self.qa_head(torch.cat([encoded.qa, question], dim=-1)),

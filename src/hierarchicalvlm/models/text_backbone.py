@@ -37,7 +37,9 @@ class PretrainedTextEncoder(nn.Module):
                              f"backbone's embedding table only {backbone_vocab}; give the matching tokenizer")
         self.proj = nn.Linear(int(self.backbone.config.hidden_size), dim)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, tokens: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The text's vector (B, dim); with ``tokens``, also every token's state mapped to dim (B, L, dim)."""
         out = self.backbone(input_ids=ids, attention_mask=mask.long())
         if self.pooling == "pooler":
             pooled = out.pooler_output
@@ -46,7 +48,10 @@ class PretrainedTextEncoder(nn.Module):
         else:
             weights = mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
             pooled = (out.last_hidden_state * weights).sum(1) / weights.sum(1).clamp(min=1)
-        return self.proj(pooled.to(self.proj.weight.dtype))
+        pooled = self.proj(pooled.to(self.proj.weight.dtype))
+        if tokens:
+            return pooled, self.proj(out.last_hidden_state.to(self.proj.weight.dtype))
+        return pooled
 
 
 def build_text_encoder(text: Optional[Mapping[str, Any]], vocab_size: int, dim: int) -> Optional[nn.Module]:

@@ -11,7 +11,7 @@ from .config import NetConfig
 
 
 class TextEncoder(nn.Module):
-    """Encode (B, L) token ids with a (B, L) mask into one (B, D) vector per text."""
+    """Encode (B, L) token ids with a (B, L) mask into one (B, D) vector per text (and, asked, its token states)."""
 
     def __init__(self, vocab_size: int, config: NetConfig) -> None:
         super().__init__()
@@ -25,7 +25,9 @@ class TextEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, tokens: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The text's vector (B, D); with ``tokens``, also every token's state (B, L, D)."""
         length = ids.shape[1]
         if length > self.pos.shape[0]:
             raise ValueError(
@@ -35,4 +37,5 @@ class TextEncoder(nn.Module):
         x = self.embed(ids) + self.pos[:length]
         for block in self.blocks:
             x = block(x, mask)
-        return self.norm(x[:, 0])
+        x = self.norm(x)
+        return (x[:, 0], x) if tokens else x[:, 0]

@@ -138,12 +138,19 @@ class HierarchicalVideoEncoder(nn.Module):
         self.memory = CrossMemoryAttention(dim, num_heads, dropout) if config.memory_enabled else None
         self.summary_tokens = nn.Parameter(torch.zeros(2, dim))
         self.question_in = nn.Linear(dim, dim)
+        # model.net.question_tokens: the question's word tokens enter level 2 after the video
+        self.words_in = nn.Linear(dim, dim) if config.question_tokens else None
         self.norm = nn.LayerNorm(dim)
 
     def forward(
-        self, frames: torch.Tensor, frame_mask: torch.Tensor, question: torch.Tensor, padded: Optional[bool] = None
+        self, frames: torch.Tensor, frame_mask: torch.Tensor, question: torch.Tensor, padded: Optional[bool] = None,
+        words: Optional[torch.Tensor] = None, word_mask: Optional[torch.Tensor] = None,
     ) -> EncodedVideo:
         """Encode a batch of videos; ``padded`` says whether ``frame_mask`` hides any frame (None: look).
+
+        ``words`` (B, L, D) with ``word_mask`` (B, L): the question's token states (``model.net.question_tokens``),
+        placed after the video's tokens and before the summaries, so that they read the video and it reads them
+        through the configured attention (a mask is then always passed: questions differ in length).
 
         Without padding the long-range mixers get no mask: fused kernels run unmasked (faster; and only unmasked
         SDPA calls may use cuDNN, see attention/ops/sdpa.py). Looking costs a host sync, which a compiled graph
@@ -160,13 +167,21 @@ class HierarchicalVideoEncoder(nn.Module):
         for block in self.level1:
             x = block(x)
 
-        # Level 2: every token of the video in one long sequence, plus the two summary tokens.
+        # Level 2: every token of the video in one long sequence, (the question's words,) the two summary tokens.
         x = rearrange(x, "(b t) p d -> b (t p) d", b=b)
         mask = repeat(frame_mask, "b t -> b (t p)", p=p)
+        num_video = x.shape[1]
         summaries = repeat(self.summary_tokens, "s d -> b s d", b=b).clone()
         summaries[:, 1] = summaries[:, 1] + self.question_in(question)
-        x = torch.cat([x, summaries.to(x.dtype)], dim=1)
-        mask = torch.cat([mask, mask.new_ones(b, 2)], dim=1)
+        parts, masks = [x], [mask]
+        if words is not None:
+            if self.words_in is None:
+                raise ValueError("question word tokens were given but model.net.question_tokens is false")
+            parts.append(self.words_in(words).to(x.dtype))
+            masks.append(word_mask.bool())
+            padded = True
+        x = torch.cat([*parts, summaries.to(x.dtype)], dim=1)
+        mask = torch.cat([*masks, mask.new_ones(b, 2)], dim=1)
         if padded is None:
             padded = torch.compiler.is_compiling() or not bool(frame_mask.all())
         level_mask = mask if padded else None
@@ -178,10 +193,10 @@ class HierarchicalVideoEncoder(nn.Module):
 
         # Memory level: every token reads a bank of clip summaries (mean of each clip's tokens).
         if self.memory is not None:
-            memory, memory_mask = self.clip_summaries(x[:, :-2], mask[:, :-2], t, p)
+            memory, memory_mask = self.clip_summaries(x[:, :num_video], mask[:, :num_video], t, p)
             x = self.memory(x, memory, local_mask=level_mask, memory_mask=memory_mask if padded else None)
         x = self.norm(x)
-        tokens, token_mask = x[:, :-2], mask[:, :-2]
+        tokens, token_mask = x[:, :num_video], mask[:, :num_video]
         video = masked_mean(tokens, token_mask) if self.video_summary == "mean" else x[:, -2]
         return EncodedVideo(tokens=tokens, mask=token_mask, video=video, qa=x[:, -1])
 
