@@ -29,6 +29,13 @@ snapshot() {
   tar czf "$OUT/logs_snapshot.tgz" --exclude='*.ckpt' --exclude='tensorboard' --exclude=final logs/gpu 2>/dev/null
   ls -la "$OUT"; tail -3 logs/gpu/driver.txt
 }
+alive() {  # the detached grid of call 1 still runs here (a later call that carried logs/gpu replaced its folder)
+  if [ ! -f logs/gpu/driver.txt ] || ! pgrep -f scripts/gpu_jobs.sh > /dev/null; then
+    echo "grid_call.sh: no running grid here (logs/gpu/driver.txt missing or gpu_jobs.sh gone): a fresh machine," \
+         "or this call carried logs/gpu and so replaced the running grid's folder; not waiting" >&2
+    snapshot; exit 3
+  fi
+}
 case $mode in
   start)
     date +%s > logs/gpu/t0
@@ -48,9 +55,9 @@ case $mode in
     sleep $(( ${CALL_SECONDS:-560} - ($(date +%s) - s) - 15 )) 2>/dev/null
     snapshot ;;
   wait)
-    sleep ${CALL_SECONDS:-560}; snapshot ;;
+    alive; sleep ${CALL_SECONDS:-560}; snapshot ;;
   finish)
-    end=$(( $(cat logs/gpu/t0) + GRID_SECONDS + 120 ))
+    alive; end=$(( $(cat logs/gpu/t0) + GRID_SECONDS + 120 ))
     while [ ! -f logs/gpu/final/joblogs.tgz ] && (( $(date +%s) < end )); do sleep 10; done
     sleep 5; cp logs/gpu/final/* "$OUT/" 2>/dev/null; snapshot ;;
 esac
