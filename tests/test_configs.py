@@ -71,6 +71,7 @@ SWEEPS = {  # experiment: (task_name, sweep_name)
     "reach": ("reach", "reach"),
     "long_range_gpu": ("long_range", "long_range_gpu"),
     "long_range": ("long_range", "long_range"),
+    "order_cpu": ("order", "order_cpu"),
 }
 
 
