@@ -48,16 +48,17 @@ load_of() {  # running jobs on GPU $1, a pinned one counted PIN_WEIGHT times
 }
 
 run_job() {  # one job: its GPU, its time left, its console log
-  local args=$1 visible weight=1 g
+  local args=$1 visible weight=1 g load least
   if [[ "$args" =~ ^@([0-9]+)\ (.*)$ ]]; then visible=${BASH_REMATCH[1]}; args=${BASH_REMATCH[2]}; weight=${PIN_WEIGHT:-1}
   elif [[ "$args" == *trainer.devices=* ]]; then visible=$(seq -s, 0 $((gpus - 1)))
   else
     while true; do  # the least-loaded GPU open to jobs, once one is under MAX_PER_GPU
-      visible=""
+      visible="" least=""
       for ((g = 0; g < gpus; g++)); do
         [ -f "$JOBLOGS/suite_running" ] && [ "$g" = "$SUITE_GPU" ] && continue
-        (( $(load_of $g) >= ${MAX_PER_GPU:-1000000} )) && continue
-        if [ -z "$visible" ] || (( $(load_of $g) < $(load_of $visible) )); then visible=$g; fi
+        load=$(load_of $g)
+        (( load >= ${MAX_PER_GPU:-1000000} )) && continue
+        if [ -z "$visible" ] || (( load < least )); then visible=$g least=$load; fi
       done
       [ -n "$visible" ] && break
       wait -n 2>/dev/null || sleep 5

@@ -525,8 +525,8 @@ class SyntheticVideoQADataModule(VideoTextDataModule):
     def _dataset(self, spec: SyntheticVideoSpec, split: str, size: int) -> SyntheticVideoQADataset:
         """A split, cached in memory when its frames fit in ``cache_gib`` GiB."""
         frame_bytes = 4 * 3 * spec.frame_size ** 2  # float32 RGB
-        fits = size * spec.num_frames * frame_bytes <= self.cache_gib * 2 ** 30
-        return SyntheticVideoQADataset(spec, self.seed, split, size, cache=self.cache_gib > 0 and fits)
+        fits = size * spec.num_frames * frame_bytes <= self.cache_gib * 2 ** 30  # never, at cache_gib 0
+        return SyntheticVideoQADataset(spec, self.seed, split, size, cache=fits)
 
     def train_frames_at(self, epoch: int) -> int:
         """Frames per training video in ``epoch`` (the throughput monitor restarts when it changes)."""

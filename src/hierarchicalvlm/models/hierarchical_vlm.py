@@ -69,7 +69,7 @@ class HierarchicalVLM(nn.Module):
         else:
             question = self.text(batch["question_ids"], batch["question_mask"])
         encoded = self.video(batch["frames"], batch["frame_mask"], question, padded=batch.get("padded"),
-                             words=words, word_mask=batch["question_mask"] if words is not None else None)
+                             words=words, word_mask=batch["question_mask"])
         caption = self.text(batch["caption_ids"], batch["caption_mask"])
         return VLMOutput(
             qa_logits=self.qa_head(torch.cat([encoded.qa, question], dim=-1)),
