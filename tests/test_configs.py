@@ -72,6 +72,7 @@ SWEEPS = {  # experiment: (task_name, sweep_name)
     "long_range_gpu": ("long_range", "long_range_gpu"),
     "long_range": ("long_range", "long_range"),
     "order_cpu": ("order", "order_cpu"),
+    "order_gpu": ("order", "order_gpu"),
 }
 
 

@@ -8,19 +8,23 @@
 # (on 2026-11-30 that removed a running grid's log folder, `gpulogs/`, and failed every job).
 # Carry logs/gpu on the FIRST call only: a carried path replaces the machine's copy, so carrying it again in a later
 # call replaced the running grid's logs with this machine's (2026-11-30, 16:42 UTC: every running job lost again).
-#   bash scripts/probes/grid_call.sh start     # call 1: start grid + soak + suite; snapshot after ~9 minutes
+#   bash scripts/probes/grid_call.sh start     # call 1: start grid + soak (+ suite unless GPU_SUITE=); snapshot after ~9 minutes
 #   bash scripts/probes/grid_call.sh wait      # call 2 (carry .whl only): snapshot after ~9 minutes
 #   bash scripts/probes/grid_call.sh finish    # call 3: wait for the grid's deadline, then its final tarballs
-# The jobs: the cells of experiment=long_range_gpu that docs/long_range/h200-mean lacks, longest first
-# (16K tokens = 4096 frames, 4K = 1024, 1K = 256), the reference (full) and first seeds before further seeds.
+# The jobs, most wanted first (the deadline stops what has not finished): full attention's three seeds at 16K tokens
+# (4096 frames) with the mean-summary recipe, `match` at 16K, `order` beyond 8 frames (experiment=order_gpu), full
+# attention's seeds 1-2 at 1K (256 frames), then the other missing cells of docs/long_range/h200-mean, short first.
 job() { echo "-m experiment=long_range_gpu attention=$1 data.num_frames=$2 final_epochs=1 seed=$3 data.num_workers=$(( $2 >= 4096 ? 4 : $2 >= 1024 ? 3 : 2 ))"; }
 JOBS=()
-for a in full local_global performer mamba local; do JOBS+=("$(job $a 4096 0)"); done
-for s in 1 2; do JOBS+=("$(job full 4096 $s)"); done
-for a in local_global performer mamba strided local; do JOBS+=("$(job $a 4096 1)"); done
-for a in local_global performer strided local mamba; do JOBS+=("$(job $a 1024 2)"); done
+for s in 0 1 2; do JOBS+=("$(job full 4096 $s)"); done
+JOBS+=("-m experiment=long_range_gpu attention=full sweep_name=long_range_gpu_match data.tasks=[match] data.num_frames=4096 final_epochs=1 seed=0 data.num_workers=4")
+JOBS+=("-m experiment=order_gpu seed=0 data.num_workers=3")
+for s in 1 2; do JOBS+=("$(job full 256 $s)"); done
+for a in performer strided; do JOBS+=("$(job $a 256 0)"); done
 JOBS+=("$(job mamba 1024 0)")
-for s in 0 1 2; do for a in full local local_global performer mamba strided; do JOBS+=("$(job $a 256 $s)"); done; done
+for a in local_global performer strided mamba; do JOBS+=("$(job $a 1024 2)"); done
+for s in 1 2; do for a in local_global performer mamba strided; do JOBS+=("$(job $a 256 $s)"); done; done
+for a in local_global performer mamba strided; do JOBS+=("$(job $a 4096 1)"); done
 mode=$1; mkdir -p logs/gpu; OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 GRID_SECONDS=${GRID_SECONDS:-1440}
 snapshot() {
@@ -43,12 +47,12 @@ case $mode in
     # the soak is pinned to GPU 0 and weighs PIN_WEIGHT jobs there; the GPU suite runs alone on GPU 1 first
     # (SUITE_GPU), then the grid's jobs spread over both cards, at most MAX_PER_GPU (weighted) on each
     DEADLINE=$(( $(cat logs/gpu/t0) + GRID_SECONDS )) MAX_JOBS=${MAX_JOBS:-16} MAX_PER_GPU=${MAX_PER_GPU:-9} \
-      PIN_WEIGHT=${PIN_WEIGHT:-4} GPU_SUITE=1 SUITE_GPU=1 \
+      PIN_WEIGHT=${PIN_WEIGHT:-4} GPU_SUITE=${GPU_SUITE-1} SUITE_GPU=${SUITE_GPU-1} \
       OUT=$PWD/logs/gpu/final JOBLOGS=$PWD/logs/gpu/joblogs LOGS=$PWD/logs/gpu/runs \
-      setsid nohup bash scripts/gpu_jobs.sh "@0 -m experiment=soak_gpu attention=mamba data.num_workers=6" "${JOBS[@]}" \
+      setsid nohup bash scripts/gpu_jobs.sh "@0 -m experiment=soak_gpu attention=mamba attention.kernel=fused data.num_workers=6" "${JOBS[@]}" \
       > logs/gpu/driver.txt 2>&1 < /dev/null &
     s=$(date +%s)
-    while ! grep -q "^exit" logs/gpu/final/gpu_suite.txt 2>/dev/null && (( $(date +%s) - s < ${CALL_SECONDS:-560} - 20 )); do
+    while [ -n "${GPU_SUITE-1}" ] && ! grep -q "^exit" logs/gpu/final/gpu_suite.txt 2>/dev/null && (( $(date +%s) - s < ${CALL_SECONDS:-560} - 20 )); do
       sleep 5
     done
     cp logs/gpu/final/gpu_suite.txt "$OUT/" 2>/dev/null; tail -4 "$OUT/gpu_suite.txt"
