@@ -62,19 +62,30 @@ def test_lightnings_launchers_use_the_job_command() -> None:
     assert subprocess_script._hydra_subprocess_cmd is hydra_ddp.job_rank_command
 
 
-def test_a_multirun_of_ddp_jobs_on_cpu_runs_every_job_on_two_ranks(tmp_path: Path) -> None:
-    """Two DDP jobs (gloo, 2 CPU processes each) in one sweep: two job folders, both completed on 2 ranks, and
-    InfoNCE over the global batch of 16 (chance ln 16 = 2.77; per-rank batches of 8 would give ln 8 = 2.08)."""
+def test_a_ddp_sweep_runs_every_job_on_two_ranks_and_job_0_matches_one_process(tmp_path: Path) -> None:
+    """Two DDP jobs (gloo, 2 CPU processes each) in one sweep: two job folders (each with its config and last.ckpt),
+    both completed on 2 ranks, and InfoNCE over the global batch of 16 (chance ln 16 = 2.77; per-rank batches of 8
+    would give ln 8 = 2.08).
+
+    Job 0 (full attention) then matches one process at the same global batch (run in-process here): two optimiser
+    steps on 32 samples in a fixed order, 2 x 8 against 16. The same samples form each global batch
+    (data.shuffle=false), InfoNCE runs over the gathered batch and the logged losses are averaged over ranks, so
+    every step's losses must agree, and the updated models must score the validation set alike (synced metrics)."""
+    import csv
     import json
     import math
 
-    from .conftest import TINY, run_train_py
+    from hierarchicalvlm.run.job import Job
+    from hierarchicalvlm.run.pipeline import run
 
+    from .conftest import TINY, job_config_from, run_train_py
+
+    tiny = [o for o in TINY if not o.startswith(("trainer.", "data.batch_size", "data.num_train", "data.num_val"))]
+    common = [*tiny, "data.num_train=32", "data.num_val=16", "trainer.max_steps=2", "trainer.log_every_n_steps=1",
+              "trainer.precision=32-true", "test=false", "logger=csv", "data.shuffle=false"]
     sweep = tmp_path / "sweep"
-    tiny = [o for o in TINY if not o.startswith(("trainer.", "data.batch_size"))]
-    result = run_train_py(["-m", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                           "trainer.precision=32-true", "attention=full,performer", *tiny, "data.batch_size=8",
-                           "trainer.max_epochs=1", "test=false", f"hydra.sweep.dir={sweep}"])
+    result = run_train_py(["-m", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=8",
+                           "attention=full,performer", *common, f"hydra.sweep.dir={sweep}"])
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
     for job in ("0", "1"):
@@ -82,29 +93,16 @@ def test_a_multirun_of_ddp_jobs_on_cpu_runs_every_job_on_two_ranks(tmp_path: Pat
         assert summary["status"] == "completed", summary.get("error")
         assert summary["throughput"]["world_size"] == 2
         assert summary["metrics"]["train/contrastive_loss"] > 0.5 * (math.log(8) + math.log(16))
+        assert (sweep / job / "checkpoints" / "last.ckpt").exists() and (sweep / job / ".hydra" / "config.yaml").exists()
 
-
-def test_ddp_on_two_ranks_matches_one_process_at_the_same_global_batch(tmp_path: Path) -> None:
-    """Two optimiser steps on 32 samples in a fixed order: one process with batch 16 vs DDP (gloo) with 2 x 8.
-    The same samples form each global batch (data.shuffle=false), InfoNCE runs over the gathered batch and the
-    logged losses are averaged over ranks, so every step's losses must agree, and the updated models must score
-    the validation set alike (synced metrics)."""
-    import csv
-    import json
-
-    from .conftest import TINY, run_train_py
-
-    tiny = [o for o in TINY if not o.startswith(("trainer.", "data.batch_size", "data.num_train", "data.num_val"))]
-    common = [*tiny, "data.num_train=32", "data.num_val=16", "trainer.max_steps=2", "trainer.log_every_n_steps=1",
-              "trainer.precision=32-true", "test=false", "logger=csv", "data.shuffle=false"]
-    runs = {"one": ["trainer=cpu", "data.batch_size=16"],
-            "ddp": ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=8"]}
+    one_dir = tmp_path / "one"
+    outcome = Job(job_config_from([*common, "trainer=cpu", "data.batch_size=16", "attention=full"], one_dir), run).execute()
+    assert outcome.status == "completed", outcome.error
+    runs = {"one": one_dir, "ddp": sweep / "0"}
     metrics, losses = {}, {}
-    for name, args in runs.items():
-        result = run_train_py([*common, *args, f"hydra.run.dir={tmp_path / name}"])
-        assert result.returncode == 0, result.stderr[-2000:]
-        metrics[name] = json.loads((tmp_path / name / "summary.json").read_text())["metrics"]
-        rows = csv.DictReader((tmp_path / name / "csv" / "metrics.csv").open())
+    for name, folder in runs.items():
+        metrics[name] = json.loads((folder / "summary.json").read_text())["metrics"]
+        rows = csv.DictReader((folder / "csv" / "metrics.csv").open())
         losses[name] = [(int(r["step"]), float(r["train/qa_loss"]), float(r["train/contrastive_loss"]))
                         for r in rows if r.get("train/qa_loss")]
     assert [step for step, *_ in losses["one"]] == [0, 1], losses["one"]

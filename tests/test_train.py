@@ -92,21 +92,6 @@ def test_cli_reports_a_config_error_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.slow
-def test_multirun_runs_two_jobs(tmp_path: Path) -> None:
-    from .conftest import TINY
-
-    result = run_train_py(
-        ["-m", "attention=full,strided", "debug=limit", "trainer.max_epochs=1", "logger=csv", *TINY,
-         f"hydra.sweep.dir={tmp_path}"],
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    for job in ("0", "1"):
-        assert (tmp_path / job / "checkpoints" / "last.ckpt").exists()
-        assert (tmp_path / job / ".hydra" / "config.yaml").exists()
-
-
 def test_an_unpadded_batch_gives_the_same_encoding_as_an_explicit_all_true_mask(make_cfg) -> None:
     """Unpadded batches skip the masks (fused kernels); a batch with one padded video takes the masked path."""
     import torch

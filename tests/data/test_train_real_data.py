@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import ROOT, run_train_py
+from hierarchicalvlm.run.config_checks import ConfigError
+from hierarchicalvlm.run.job import Job, JobOutcome
+from hierarchicalvlm.run.pipeline import run
+
+from ..conftest import ROOT, job_config_from, run_train_py
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +29,12 @@ def train(tmp_path: Path, *overrides: str):
     )
 
 
+def train_in_process(tmp_path: Path, *overrides: str) -> JobOutcome:
+    """The same job as :func:`train`, run in this process (no interpreter start-up); a failure is raised."""
+    cfg = job_config_from([*overrides, *TINY_MODEL, "trainer.max_steps=2", "debug=fdr", "logger=csv"], tmp_path / "run")
+    return Job(cfg, run).execute()
+
+
 def test_train_on_videos(media, write_file, tmp_path):
     ann = write_file("ann.csv", "video,caption,question,answer,split\n"
                                 "videos/a.mp4,a fade,what fades?,square,train\n"
@@ -40,10 +50,9 @@ def test_train_on_features(media, write_file, tmp_path):
     ann = write_file("ann.jsonl", '{"video": "videos/a.mp4", "caption": "one", "question": "q?", "answer": "x", "split": "train"}\n'
                                   '{"video": "videos/b.mp4", "caption": "two", "question": "q?", "answer": "y", "split": "train"}\n'
                                   '{"video": "videos/c.webm", "caption": "three", "question": "q?", "answer": "x", "split": "val"}\n')
-    result = train(tmp_path, "data=features", f"data.annotations={ann}", f"data.feature_root={media / 'features'}",
-                   "data.max_frames=16", "data.batch_size=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "train/loss" in result.stdout
+    outcome = train_in_process(tmp_path, "data=features", f"data.annotations={ann}",
+                               f"data.feature_root={media / 'features'}", "data.max_frames=16", "data.batch_size=2")
+    assert outcome.status == "completed" and "train/loss" in outcome.metrics
 
 
 def test_train_skips_a_corrupt_video(media, write_file, tmp_path):
@@ -60,10 +69,9 @@ def test_train_skips_a_corrupt_video(media, write_file, tmp_path):
 
 
 def test_missing_and_malformed_annotations_are_reported(media, write_file, tmp_path):
-    result = train(tmp_path, "data=video_text", f"data.video_root={media}")
-    assert result.returncode == 2 and "data.annotations is required" in result.stderr
+    with pytest.raises(ConfigError, match="data.annotations is required"):  # train.py: exit status 2, one line
+        train_in_process(tmp_path, "data=video_text", f"data.video_root={media}")
     bad = write_file("bad.csv", "video,caption,start,end\nvideos/a.mp4,ok,0,1\nvideos/b.mp4,bad,2,1\n")
-    result = train(tmp_path, "data=video_text", f"data.annotations={bad}", f"data.video_root={media}",
-                   "data.frame_size=16")
-    assert result.returncode != 0
-    assert "line 3: end (1 s) must be greater than start (2 s)" in result.stderr
+    with pytest.raises(Exception, match=r"line 3: end \(1 s\) must be greater than start \(2 s\)"):
+        train_in_process(tmp_path, "data=video_text", f"data.annotations={bad}", f"data.video_root={media}",
+                         "data.frame_size=16")

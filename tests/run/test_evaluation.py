@@ -12,9 +12,11 @@ from hydra.utils import instantiate
 
 from hierarchicalvlm.models import HierarchicalVLMModule
 from hierarchicalvlm.run.cli import quote_path_overrides
-from hierarchicalvlm.run.pipeline import build_model
+from hierarchicalvlm.run.config_checks import ConfigError
+from hierarchicalvlm.run.evaluation import evaluation_config
+from hierarchicalvlm.run.pipeline import build_model, open_checkpoint
 
-from ..conftest import TINY, run_train_py
+from ..conftest import TINY, compose_config, run_train_py
 
 # a run unlike the defaults in attention (performer, not full) and in size (dim 48, one level-2 block)
 RUN = [*TINY, "attention=performer", "attention.num_features=16", "model.net.dim=48", "model.net.level2_depth=1",
@@ -38,9 +40,11 @@ def test_a_run_folder_checkpoint_evaluates_alone_beside_its_run(tmp_path: Path) 
     assert 0.0 <= summary["metrics"]["test/qa_acc"] <= 1.0
     assert not (tmp_path / "logs").exists()
 
-    refused = run_train_py([*EVAL, f"ckpt_path={ckpt}", "attention=full", f"paths.log_dir={tmp_path / 'logs'}"])
-    assert refused.returncode == 2
-    assert "checkpoint 'performer'" in refused.stderr and "this run 'full'" in refused.stderr
+    # a contradicting override is refused before any compute (in-process: what train.py turns into exit status 2)
+    cfg = compose_config(quote_path_overrides([*EVAL, f"ckpt_path={ckpt}", "attention=full"]), tmp_path / "refused")
+    with pytest.raises(ConfigError) as refused:
+        open_checkpoint(evaluation_config(cfg))
+    assert "checkpoint 'performer'" in str(refused.value) and "this run 'full'" in str(refused.value)
 
 
 def test_path_overrides_are_quoted_only_where_hydra_would_misread_them() -> None:
