@@ -31,7 +31,9 @@ help:
 
 # Fast path (CPU machines whose pip finds the CPU build of torch in a local folder, as ours do): uv installs the same
 # packages in ~20 s where pip takes ~150 s on 2 cores. uv reads no pip settings, so it is handed pip's find-links and
-# pinned to that local build (torch==2.13.0+cpu: never the multi-GB CUDA build from PyPI). Where uv cannot do it (no
+# pinned to that local build (torch==2.13.0+cpu: never the multi-GB CUDA build from PyPI). --compile-bytecode as pip
+# does: where PYTHONDONTWRITEBYTECODE is set (as on our machines) Python would otherwise compile every module from
+# source at every start (train.py took 27 s to start instead of 12). Where uv cannot do it (no
 # such folder, another TORCH_SPEC, a GPU, uv missing or failing), pip installs as before.
 FIND_LINKS := $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
 UV_TORCH_SPEC := $(if $(filter torch==2.13.0,$(TORCH_SPEC)),$(if $(wildcard $(FIND_LINKS)/torch-2.13.0+cpu-*.whl),torch==2.13.0+cpu))
@@ -39,7 +41,7 @@ UV_TORCH_SPEC := $(if $(filter torch==2.13.0,$(TORCH_SPEC)),$(if $(wildcard $(FI
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	rm -f $(STAMP)
-	$(if $(UV_TORCH_SPEC),$(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --quiet --python $(PY) \
+	$(if $(UV_TORCH_SPEC),$(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) \
 	  --find-links $(FIND_LINKS) "$(UV_TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]' && touch $(STAMP) \
 	  || echo "make install: uv could not install; pip does it instead")
 	test -f $(STAMP) || $(PY) -m pip install --upgrade --quiet pip
