@@ -36,13 +36,14 @@ help:
 # source at every start (train.py took 27 s to start instead of 12). Where uv cannot do it (no
 # such folder, another TORCH_SPEC, a GPU, uv missing or failing), pip installs as before.
 FIND_LINKS := $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
-UV_TORCH_SPEC := $(if $(filter torch==2.13.0,$(TORCH_SPEC)),$(if $(wildcard $(FIND_LINKS)/torch-2.13.0+cpu-*.whl),torch==2.13.0+cpu))
+TORCH_WHEEL_DIR := $(firstword $(foreach d,$(FIND_LINKS),$(if $(wildcard $(d)/torch-2.13.0+cpu-*.whl),$(d))))
+UV_TORCH_SPEC := $(if $(filter torch==2.13.0,$(TORCH_SPEC)),$(if $(TORCH_WHEEL_DIR),torch==2.13.0+cpu))
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	rm -f $(STAMP)
 	$(if $(UV_TORCH_SPEC),$(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) \
-	  --find-links $(FIND_LINKS) "$(UV_TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]' && touch $(STAMP) \
+	  --find-links $(TORCH_WHEEL_DIR) "$(UV_TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]' && touch $(STAMP) \
 	  || echo "make install: uv could not install; pip does it instead")
 	test -f $(STAMP) || $(PY) -m pip install --upgrade --quiet pip
 	# one command, so pip keeps the torch build named here while resolving the rest
