@@ -29,12 +29,12 @@ help:
 	@echo "make report  - tables and plots of the latest multirun sweep (SWEEP=path to choose one)"
 	@echo "make bench   - attention benchmark over sequence length (CPU sizes)"
 
-# Fast path (CPU machines whose pip finds the CPU build of torch in a local folder, as ours do): uv installs the same
-# packages in ~20 s where pip takes ~150 s on 2 cores. uv reads no pip settings, so it is handed pip's find-links and
-# pinned to that local build (torch==2.13.0+cpu: never the multi-GB CUDA build from PyPI). --compile-bytecode as pip
-# does: where PYTHONDONTWRITEBYTECODE is set (as on our machines) Python would otherwise compile every module from
-# source at every start (train.py took 27 s to start instead of 12). Where uv cannot do it (no
-# such folder, another TORCH_SPEC, a GPU, uv missing or failing), pip installs as before.
+# Fast path (CPU machines whose pip finds the CPU build of torch in a local folder, as ours do): uv installs the
+# same packages in about a minute, bytecode included, where pip takes ~165 s on 2 cores. uv reads no pip settings,
+# so it is handed the find-links folder and pinned to that local build (torch==2.13.0+cpu: never the multi-GB CUDA
+# build from PyPI). --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set (as on our machines)
+# Python would otherwise compile every module from source at every start (train.py started in 27 s instead of 12).
+# Where uv cannot do it (no such folder, another TORCH_SPEC, a GPU, uv missing or failing), pip installs as before.
 FIND_LINKS := $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null))
 TORCH_WHEEL_DIR := $(firstword $(foreach d,$(FIND_LINKS),$(if $(wildcard $(d)/torch-2.13.0+cpu-*.whl),$(d))))
 UV_TORCH_SPEC := $(if $(filter torch==2.13.0,$(TORCH_SPEC)),$(if $(TORCH_WHEEL_DIR),torch==2.13.0+cpu))
