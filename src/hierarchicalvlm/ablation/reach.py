@@ -87,12 +87,11 @@ def write_heatmaps(variants: list[str], lengths: list[int], profiles: dict[str, 
     drawn = [v for v in variants if any(profiles.get(v, {}).get(n) for n in lengths)]
     if not drawn or not lengths:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from .figures import _pyplot, save_figure  # here: figures imports this module
+
+    plt = _pyplot()
     num_buckets = 1 + max(b for v in drawn for p in profiles[v].values() for b in p)
     cols = min(3, len(drawn))
     rows = -(-len(drawn) // cols)
@@ -122,8 +121,4 @@ def write_heatmaps(variants: list[str], lengths: list[int], profiles: dict[str, 
         if chance is not None:
             bar.ax.axhline(chance, color="red", linewidth=1.5)
     fig.suptitle("Accuracy by evidence depth and sequence length", fontsize=11)
-    fig.text(0.01, 0.005, caption, fontsize=6, va="bottom")
-    fig.savefig(path, dpi=130)
-    fig.savefig(path.with_suffix(".svg"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, caption)  # the caption wrapped under the axes, as every other plot's
