@@ -39,16 +39,16 @@ FIND_LINKS := $(or $(PIP_FIND_LINKS),$(shell $(PYTHON) -m pip config get global.
 TORCH_WHEEL_DIR := $(firstword $(foreach d,$(FIND_LINKS),$(if $(wildcard $(d)/torch-2.13.0+cpu-*.whl),$(d))))
 UV_TORCH_SPEC := $(if $(filter torch==2.13.0,$(TORCH_SPEC)),$(if $(TORCH_WHEEL_DIR),torch==2.13.0+cpu))
 
+# pip: one command, so pip keeps the torch build named here while resolving the rest
+PIP_INSTALL = $(PY) -m pip install --upgrade --quiet pip \
+	$(if $(HAS_GPU),&& $(PY) -m pip install --quiet "$(TORCH_SPEC)" setuptools wheel packaging ninja) \
+	&& $(PY) -m pip install --quiet $(if $(HAS_GPU),--no-build-isolation) "$(TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]'
+UV_INSTALL = $(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) \
+	--find-links $(TORCH_WHEEL_DIR) "$(UV_TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]'
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	rm -f $(STAMP)
-	$(if $(UV_TORCH_SPEC),$(PY) -m pip install --quiet uv && $(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) \
-	  --find-links $(TORCH_WHEEL_DIR) "$(UV_TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]' && touch $(STAMP) \
-	  || echo "make install: uv could not install; pip does it instead")
-	test -f $(STAMP) || $(PY) -m pip install --upgrade --quiet pip
-	# one command, so pip keeps the torch build named here while resolving the rest
-	$(if $(HAS_GPU),test -f $(STAMP) || $(PY) -m pip install --quiet "$(TORCH_SPEC)" setuptools wheel packaging ninja)
-	test -f $(STAMP) || $(PY) -m pip install --quiet $(if $(HAS_GPU),--no-build-isolation) "$(TORCH_SPEC)" $(if $(TRITON_SPEC),"$(TRITON_SPEC)") -e '.[$(EXTRAS)]'
+	$(if $(UV_TORCH_SPEC),$(UV_INSTALL) || { echo "make install: uv could not install; pip does it instead"; $(PIP_INSTALL); },$(PIP_INSTALL))
 	touch $(STAMP)
 
 install: $(STAMP)

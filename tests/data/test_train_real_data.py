@@ -18,20 +18,20 @@ TINY_MODEL = [
     "model.net.dim=32", "model.net.num_heads=2", "model.net.embed_dim=16", "model.net.patch_size=8",
     "callbacks.progress_bar=null", "callbacks.model_summary=null",
 ]
+RUN = [*TINY_MODEL, "trainer.max_steps=2", "debug=fdr", "logger=csv"]
 
 
 def train(tmp_path: Path, *overrides: str):
     out = tmp_path / "run"
     return run_train_py(
-        [*overrides, *TINY_MODEL, "trainer.max_steps=2", "debug=fdr", "logger=csv",
-         f"paths.output_dir={out}", f"hydra.run.dir={out}", f"paths.log_dir={tmp_path / 'logs'}"],
+        [*overrides, *RUN, f"paths.output_dir={out}", f"hydra.run.dir={out}", f"paths.log_dir={tmp_path / 'logs'}"],
         cwd=ROOT, timeout=300,
     )
 
 
 def train_in_process(tmp_path: Path, *overrides: str) -> JobOutcome:
     """The same job as :func:`train`, run in this process (no interpreter start-up); a failure is raised."""
-    cfg = job_config_from([*overrides, *TINY_MODEL, "trainer.max_steps=2", "debug=fdr", "logger=csv"], tmp_path / "run")
+    cfg = job_config_from([*overrides, *RUN], tmp_path / "run")
     return Job(cfg, run).execute()
 
 
