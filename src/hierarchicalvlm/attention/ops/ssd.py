@@ -202,21 +202,73 @@ def _import_without_package_init(package: str, module: str) -> ModuleType:
 
 
 @functools.lru_cache(maxsize=1)
-def mamba_ssm_kernel() -> Optional[Callable]:
-    """mamba-ssm's fused Triton SSD scan (``mamba_chunk_scan_combined``) when that package is importable, else None.
+def mamba_ssm_module() -> Optional[ModuleType]:
+    """mamba-ssm's ``ops.triton.ssd_combined`` (its fused Triton SSD scan) when importable, else None.
 
     An optional GPU dependency (the ``gpu`` extra, ``make install`` on a machine with a GPU): on a CUDA device it is
     several times faster than the PyTorch chunked scan. Whether a layer uses it is :mod:`.kernel_policy`'s decision
     (:func:`ssd_scan`)."""
     try:
-        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+        import mamba_ssm.ops.triton.ssd_combined as module
     except ImportError:  # not installed, or installed without its compiled CUDA extension
         try:
-            mamba_chunk_scan_combined = _import_without_package_init(
-                "mamba_ssm", "ops.triton.ssd_combined").mamba_chunk_scan_combined
+            module = _import_without_package_init("mamba_ssm", "ops.triton.ssd_combined")
         except Exception:  # noqa: BLE001 - not installed, or no Triton: the PyTorch scan serves
             return None
-    return mamba_chunk_scan_combined
+    return module
+
+
+def mamba_ssm_kernel() -> Optional[Callable]:
+    """mamba-ssm's public ``mamba_chunk_scan_combined`` (for baselines and checks), or None when not importable."""
+    module = mamba_ssm_module()
+    return None if module is None else module.mamba_chunk_scan_combined
+
+
+# mamba-ssm's scan as custom ops (not its autograd.Function): torch.compile keeps them as opaque nodes of one
+# graph, so a compiled layer or network has no graph break at the scan. B and C are shared by the heads (one group).
+@torch.library.custom_op("hvlm::mamba_ssm_scan", mutates_args=())
+def _mamba_ssm_scan(
+    x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor, chunk_size: int
+) -> torch.Tensor:
+    x, dt, B, C = (t.contiguous() for t in (x, dt, B, C))
+    out, *_ = mamba_ssm_module()._mamba_chunk_scan_combined_fwd(x, dt, A, B.unsqueeze(2), C.unsqueeze(2), chunk_size, D=D)
+    return out.contiguous()
+
+
+@_mamba_ssm_scan.register_fake
+def _(x, dt, A, B, C, D, chunk_size):
+    return x.new_empty(x.shape)
+
+
+@torch.library.custom_op("hvlm::mamba_ssm_scan_backward", mutates_args=())
+def _mamba_ssm_scan_backward(
+    d_out: torch.Tensor, out: torch.Tensor, x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+    C: torch.Tensor, D: torch.Tensor, chunk_size: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    d_out, x, dt, B, C = (t.contiguous() for t in (d_out, x, dt, B, C))
+    dx, ddt, dA, dB, dC, dD, *_ = mamba_ssm_module()._mamba_chunk_scan_combined_bwd(
+        d_out, x, dt, A, B.unsqueeze(2), C.unsqueeze(2), out, chunk_size, D=D)
+    grads = (dx, ddt, dA, dB.squeeze(2), dC.squeeze(2), dD)
+    return tuple(g.to(t.dtype).contiguous() for g, t in zip(grads, (x, dt, A, B, C, D)))
+
+
+@_mamba_ssm_scan_backward.register_fake
+def _(d_out, out, x, dt, A, B, C, D, chunk_size):
+    return tuple(t.new_empty(t.shape) for t in (x, dt, A, B, C, D))
+
+
+def _save_scan_inputs(ctx, inputs, output) -> None:
+    x, dt, A, B, C, D, chunk_size = inputs
+    ctx.chunk_size = chunk_size
+    ctx.save_for_backward(output, x, dt, A, B, C, D)
+
+
+def _scan_backward(ctx, d_out):
+    out, *inputs = ctx.saved_tensors
+    return (*_mamba_ssm_scan_backward(d_out, out, *inputs, ctx.chunk_size), None)
+
+
+_mamba_ssm_scan.register_autograd(_scan_backward, setup_context=_save_scan_inputs)
 
 
 def ssd_scan(
@@ -233,14 +285,19 @@ def ssd_scan(
 
     Both compute the same recurrence (``tests/attention/test_gpu_paths.py`` checks the kernel against the
     sequential reference); ``B``/``C`` here are shared by all heads (one group)."""
+    if not use_fused_scan(x, kernel):
+        return ssd_chunked_scan(x, dt, A, B, C, chunk_size, D=D)
+    D = x.new_zeros(x.shape[2], dtype=torch.float32) if D is None else D.to(torch.float32)
+    with torch.autocast(device_type="cuda", enabled=False):
+        return _mamba_ssm_scan(
+            x, dt.to(torch.float32), A.to(torch.float32), B.to(x.dtype), C.to(x.dtype), D, int(chunk_size))
+
+
+def use_fused_scan(x: torch.Tensor, kernel: str = "auto") -> bool:
+    """Whether :func:`ssd_scan` runs mamba-ssm's Triton kernel on ``x`` (``kernel=fused`` raises where it cannot)."""
     unavailable = None
     if not x.is_cuda:
         unavailable = "it runs on CUDA tensors only"
-    elif mamba_ssm_kernel() is None:
-        unavailable = "mamba-ssm is not installed (pip install mamba-ssm)"
-    if not use_fused(kernel, "ssd", unavailable):
-        return ssd_chunked_scan(x, dt, A, B, C, chunk_size, D=D)
-    return mamba_ssm_kernel()(
-        x, dt.to(torch.float32), A.to(torch.float32), B.unsqueeze(2).to(x.dtype), C.unsqueeze(2).to(x.dtype),
-        chunk_size, D=None if D is None else D.to(torch.float32),
-    )
+    elif mamba_ssm_module() is None:
+        unavailable = "mamba-ssm is not installed (pip install -e '.[gpu]')"
+    return use_fused(kernel, "ssd", unavailable)
