@@ -14,14 +14,17 @@ from hierarchicalvlm.attention.ops import (
     local_window_block_mask,
     local_window_attention,
 )
+from hierarchicalvlm.attention.ops.flex import flex_static_global_attention
 from hierarchicalvlm.attention.ops.reference import dense_attention, local_global_mask, with_key_padding
 from hierarchicalvlm.attention.sparse import LocalGlobalAttention
+from hierarchicalvlm.attention.sparse import local_global as local_global_module
 from .helpers import LargestTensor, output_and_grads, random_padding_mask, relative_error
 
 TOL = 1e-5
 needs_flex = pytest.mark.skipif(not flex_available(), reason="this torch has no FlexAttention")
-
-
+# The valid (global_tokens, causal) pairs with fixed global positions (last + causal looks ahead: rejected).
+FIXED_GLOBALS = [("first", False), ("first", True), ("last", False)]
+FIXED_IDS = ["first", "first-causal", "last"]
 
 
 def random_positions(batch: int, n: int, g: int, gen: torch.Generator) -> torch.Tensor:
@@ -220,9 +223,127 @@ def test_flex_masks_match_reference_eagerly_on_cpu(causal: bool, n: int, half: i
 
 @needs_flex
 def test_block_mask_is_cached() -> None:
-    first = local_window_block_mask(40, 4, True, torch.device("cpu"))
-    assert local_window_block_mask(40, 4, True, torch.device("cpu")) is first
-    assert local_window_block_mask(40, 4, False, torch.device("cpu")) is not first
+    cpu = torch.device("cpu")
+    first = local_window_block_mask(40, 4, True, cpu)
+    assert local_window_block_mask(40, 4, True, cpu) is first
+    assert local_window_block_mask(40, 4, False, cpu) is not first
+    with_globals = local_window_block_mask(40, 4, False, cpu, 3, "last")
+    assert local_window_block_mask(40, 4, False, cpu, 3, "last") is with_globals
+    assert local_window_block_mask(40, 4, False, cpu, 3, "first") is not with_globals
+
+
+def summary_padding_mask(batch: int, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Like the video model's level 2: right-padded tokens, then 2 real summary tokens at the end."""
+    return torch.cat([random_padding_mask(batch, n - 2, gen), torch.ones(batch, 2, dtype=torch.bool)], dim=1)
+
+
+def fixed_positions(batch: int, n: int, g: int, global_tokens: str) -> torch.Tensor:
+    """``(B, g)``: the first or the last ``g`` positions."""
+    start = 0 if global_tokens == "first" else n - g
+    return torch.arange(start, start + g).expand(batch, g)
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["unpadded", "padded"])
+@pytest.mark.parametrize("global_tokens, causal", FIXED_GLOBALS, ids=FIXED_IDS)
+def test_fixed_global_tokens_match_dense_reference_float64(global_tokens: str, causal: bool, padded: bool) -> None:
+    """Output, input and parameter gradients of the (CPU, blocked) layer equal dense attention over the pattern."""
+    gen = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    module = LocalGlobalAttention(16, 2, window_size=8, num_global_tokens=3, causal=causal, global_tokens=global_tokens)
+    x = torch.randn(3, 37, 16, generator=gen, dtype=torch.float64)
+    mask = summary_padding_mask(3, 37, gen) if padded else None
+    check_against_reference(module.double(), x, mask, tol=1e-10)
+
+
+@pytest.mark.parametrize("global_tokens, causal", FIXED_GLOBALS, ids=FIXED_IDS)
+@pytest.mark.parametrize("n", [37, 2])
+def test_fixed_global_tokens_are_the_first_or_last_positions_without_a_scorer(
+    global_tokens: str, causal: bool, n: int
+) -> None:
+    module = LocalGlobalAttention(16, 2, window_size=8, num_global_tokens=3, causal=causal, global_tokens=global_tokens)
+    assert module.global_scorer is None
+    assert not any(name.startswith("global_scorer") for name, _ in module.named_parameters())
+    assert f"global_tokens={global_tokens}" in repr(module)
+    chosen = module.select_global_tokens(torch.randn(2, n, 16))
+    assert torch.equal(chosen.positions, fixed_positions(2, n, min(3, n), global_tokens))
+    assert chosen.value_scale is None
+
+
+@pytest.mark.parametrize(
+    "knobs, message",
+    [
+        ({"global_tokens": "middle"}, "global_tokens must be one of learned, first, last"),
+        ({"global_tokens": "last", "causal": True}, "global_tokens=last cannot be causal.*use global_tokens=first"),
+    ],
+    ids=["unknown", "last-causal"],
+)
+def test_invalid_global_tokens_are_rejected_at_construction(knobs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LocalGlobalAttention(16, 2, window_size=8, num_global_tokens=3, **knobs)
+
+
+@needs_flex
+@pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*")
+@pytest.mark.parametrize("global_tokens, causal", FIXED_GLOBALS, ids=FIXED_IDS)
+@pytest.mark.parametrize("n, half, g", [(37, 4, 3), (300, 20, 6)], ids=["one-block", "blocks"])
+def test_flex_static_global_mask_matches_reference_eagerly_on_cpu(
+    global_tokens: str, causal: bool, n: int, half: int, g: int
+) -> None:
+    """One FlexAttention call with the static window | fixed-global-keys mask (run unfused on CPU, forward only:
+    FlexAttention has no CPU backward) equals dense attention; globals inside a query's window count once."""
+    gen = torch.Generator().manual_seed(4)
+    b, h, d = 2, 2, 8
+    q, k, v = (torch.randn(b, h, n, d, generator=gen) for _ in range(3))
+    mask = summary_padding_mask(b, n, gen)
+    allowed = window_and_global_keys_mask(n, half, fixed_positions(b, n, g, global_tokens), causal)
+    real = mask[:, None, :, None]
+    with torch.no_grad():
+        out = flex_static_global_attention(q, k, v, half, g, global_tokens, causal, mask, compiled=False)
+        unpadded = flex_static_global_attention(q, k, v, half, g, global_tokens, causal, None, compiled=False)
+    assert relative_error(out * real, dense_attention(q, k, v, with_key_padding(allowed, mask)) * real) <= TOL
+    assert relative_error(unpadded, dense_attention(q, k, v, allowed)) <= TOL
+
+
+def eager_and_recorded(name: str, called: list[str]):
+    """The layer module's FlexAttention function ``name``, run eagerly (CPU) and noting each call in ``called``."""
+    kernel = getattr(local_global_module, name)
+
+    def run(*args, **kwargs):
+        called.append(name)
+        return kernel(*args, **kwargs, compiled=False)
+
+    return run
+
+
+STATIC, MERGED = "flex_static_global_attention", "flex_local_global_attention"
+
+
+@needs_flex
+@pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*")
+@pytest.mark.parametrize(
+    "global_tokens, causal, kernel",
+    [*((*case, STATIC) for case in FIXED_GLOBALS), ("learned", False, MERGED), ("learned", True, STATIC)],
+    ids=[*FIXED_IDS, "learned", "learned-causal"],
+)
+def test_layer_routes_through_the_matching_flex_kernel(
+    global_tokens: str, causal: bool, kernel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where FlexAttention serves the call, fixed globals (and causal ``learned``, whose globals are the leading
+    tokens) take the one-kernel static path (global rows written by slice/cat), non-causal ``learned`` the merged
+    path; the layer's forward equals the dense reference either way."""
+    called: list[str] = []
+    for name in (STATIC, MERGED):
+        monkeypatch.setattr(local_global_module, name, eager_and_recorded(name, called))
+    monkeypatch.setattr(LocalGlobalAttention, "backend_for", lambda self, x: "flex")
+    gen = torch.Generator().manual_seed(6)
+    torch.manual_seed(6)
+    module = LocalGlobalAttention(16, 2, window_size=8, num_global_tokens=3, causal=causal, global_tokens=global_tokens)
+    x = torch.randn(2, 37, 16, generator=gen)
+    mask = summary_padding_mask(2, 37, gen)
+    with torch.no_grad():
+        out, ref = module(x, mask), local_global_reference(module, x, mask)
+    assert called == [kernel]
+    assert relative_error(out, ref) <= TOL
 
 
 @pytest.mark.gpu
@@ -236,9 +357,30 @@ def test_cuda_flex_path_matches_dense_reference_bf16(causal: bool, n: int, num_g
 
     Windows of 512 make whole 128x128 blocks full (the kernel skips the element mask there).
     """
-    gen = torch.Generator().manual_seed(n)
     torch.manual_seed(n)
     module = LocalGlobalAttention(128, 4, window_size=window, num_global_tokens=num_global, causal=causal)
+    check_cuda_flex_path(module, n)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("global_tokens, causal", FIXED_GLOBALS, ids=FIXED_IDS)
+@pytest.mark.parametrize("n, num_global, window", [(300, 4, 64), (2000, 16, 512), (1500, 130, 300)])
+def test_cuda_static_flex_path_matches_dense_reference_bf16(
+    global_tokens: str, causal: bool, n: int, num_global: int, window: int
+) -> None:
+    """Fixed global tokens: the one-kernel static block mask, with globals spanning more than one 128-token block."""
+    torch.manual_seed(n)
+    module = LocalGlobalAttention(
+        128, 4, window_size=window, num_global_tokens=num_global, causal=causal, global_tokens=global_tokens
+    )
+    check_cuda_flex_path(module, n)
+
+
+def check_cuda_flex_path(module: LocalGlobalAttention, n: int) -> None:
+    """In bf16 on CUDA, with one padded sample: output, input gradient (and finite parameter gradients) of the
+    FlexAttention path match the float32 dense reference."""
+    gen = torch.Generator().manual_seed(n)
     module = module.to("cuda", torch.bfloat16)
     x = torch.randn(2, n, 128, generator=gen).to("cuda", torch.bfloat16)
     mask = (torch.arange(n) < torch.tensor([[n], [2 * n // 3]])).cuda()

@@ -7,6 +7,11 @@ every call) are a small dense ``(n, g)`` block computed beside it, and the two s
 exactly through FlexAttention's log-sum-exp.  Keeping the per-call global positions out of the fused
 kernel matters: reading them element-wise in a ``score_mod`` made the kernel ~30x slower on an H200.
 Padding is applied element-wise by a ``score_mod`` only when the batch has padding.
+
+Global keys at *fixed* positions (the first or the last g tokens, :func:`flex_static_global_attention`)
+need no merge: they are part of the static block mask (``in_window | kv is global``), so window and
+global keys are one FlexAttention call.  The g global *query* rows stay outside the block mask (a full
+row block of 128 queries x n keys would add ~n/128 blocks of work); the caller computes them densely.
 """
 
 from __future__ import annotations
@@ -43,17 +48,50 @@ def _compiled() -> Callable:
     return _compiled_flex_attention
 
 
+FIXED_GLOBAL_AT = ("first", "last")  # where fixed global tokens sit in the sequence
+
+
+def fixed_global_start(n: int, num_global: int, global_at: str) -> int:
+    """First position of the ``min(num_global, n)`` fixed global tokens: at the start (``first``) or end (``last``)."""
+    if global_at not in FIXED_GLOBAL_AT:
+        raise ValueError(f"global_at must be one of {', '.join(FIXED_GLOBAL_AT)}, got {global_at!r}")
+    return 0 if global_at == "first" else n - min(num_global, n)
+
+
 @functools.lru_cache(maxsize=32)
-def local_window_block_mask(n: int, half_window: int, causal: bool, device: torch.device) -> "BlockMask":
-    """Static block mask of the sliding window over ``n`` queries and keys (cached)."""
+def local_window_block_mask(
+    n: int, half_window: int, causal: bool, device: torch.device, num_global: int = 0, global_at: str = "first"
+) -> "BlockMask":
+    """Static block mask of the sliding window over ``n`` queries and keys, plus fixed global keys (cached).
+
+    Query ``i`` sees key ``j`` iff ``|i - j| <= half_window`` or ``j`` is one of the ``num_global`` positions
+    at ``global_at`` (the first or the last ones); and ``j <= i`` if causal.  Global *queries* are not in
+    the mask (see the module docstring).
+    """
     if not flex_available():
         raise RuntimeError("FlexAttention is not available in this torch build")
+    start = fixed_global_start(n, num_global, global_at)
+    stop = start + min(num_global, n)
 
     def mask_mod(b, h, q_idx, kv_idx):
-        in_window = (q_idx - kv_idx).abs() <= half_window
-        return in_window & (kv_idx <= q_idx) if causal else in_window
+        allowed = (q_idx - kv_idx).abs() <= half_window
+        if stop > start:
+            allowed = allowed | ((kv_idx >= start) & (kv_idx < stop))
+        return allowed & (kv_idx <= q_idx) if causal else allowed
 
     return create_block_mask(mask_mod, B=None, H=None, Q_LEN=n, KV_LEN=n, device=device, _compile=device.type == "cuda")
+
+
+def _key_padding_score_mod(key_mask: Optional[torch.Tensor]) -> Optional[Callable]:
+    """A ``score_mod`` hiding padded keys, except a query's own (keeps rows of padded queries finite); ``None``
+    without padding, so unpadded batches skip the element-wise work."""
+    if key_mask is None:
+        return None
+
+    def score_mod(score, b_idx, h_idx, q_idx, kv_idx):
+        return torch.where(key_mask[b_idx, kv_idx] | (kv_idx == q_idx), score, -float("inf"))
+
+    return score_mod
 
 
 def global_columns(
@@ -117,14 +155,7 @@ def flex_local_global_attention(
     b, _, n, _ = q.shape
     num_global = 0 if global_positions is None else global_positions.shape[1]
     block_mask = local_window_block_mask(n, half_window, causal, q.device)
-    score_mod = None
-    if key_mask is not None:
-        real = key_mask
-
-        def score_mod(score, b_idx, h_idx, q_idx, kv_idx):
-            # padded keys are hidden, except a query's own (keeps the rows of padded queries finite)
-            return torch.where(real[b_idx, kv_idx] | (kv_idx == q_idx), score, -float("inf"))
-
+    score_mod = _key_padding_score_mod(key_mask)
     attend = _compiled() if compiled else flex_attention
     if num_global == 0:
         return attend(q, k, v, score_mod=score_mod, block_mask=block_mask)
@@ -140,3 +171,37 @@ def flex_local_global_attention(
         local_weight + denominator * global_weight
     )[..., None]
     return out.to(q.dtype)
+
+
+def flex_static_global_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    half_window: int,
+    num_global: int,
+    global_at: str,
+    causal: bool = False,
+    key_mask: Optional[torch.Tensor] = None,
+    compiled: bool = True,
+) -> torch.Tensor:
+    """Sliding window plus global keys at fixed positions, in ONE FlexAttention call with a static block mask.
+
+    Query ``i`` sees key ``j`` iff ``|i - j| <= half_window``, or ``j`` is one of the first (``global_at="first"``)
+    or last (``"last"``) ``min(num_global, n)`` positions; and ``j <= i`` if causal.  A global key inside the
+    window counts once (one mask).  Padded keys are hidden except a query's own.  Same result as
+    :func:`flex_local_global_attention` with those positions, without the dense global columns and the
+    log-sum-exp merge.  Global *queries* are the caller's job (as there).  No attention dropout.
+
+    Args:
+        q, k, v: ``(B, H, n, d)``, all of one dtype.
+        num_global: number of global tokens (clipped to ``n``).
+        global_at: ``"first"`` or ``"last"``.
+        key_mask: ``(B, n)`` bool, True = real token.
+        compiled: as in :func:`flex_local_global_attention` (``False``: eager reference, small CPU checks only).
+
+    Returns:
+        ``(B, H, n, d)``.
+    """
+    block_mask = local_window_block_mask(q.shape[2], half_window, causal, q.device, num_global, global_at)
+    attend = _compiled() if compiled else flex_attention
+    return attend(q, k, v, score_mod=_key_padding_score_mod(key_mask), block_mask=block_mask)

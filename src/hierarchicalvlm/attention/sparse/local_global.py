@@ -1,4 +1,4 @@
-"""Local + global attention (Longformer / BigBird style) with learned global tokens, in O(n * (window + g))."""
+"""Local + global attention (Longformer / BigBird style) with learned or fixed global tokens, in O(n * (window + g))."""
 
 from __future__ import annotations
 
@@ -11,24 +11,48 @@ from torch import nn
 from hierarchicalvlm.utils.checks import check_positive
 
 from ..base import SequenceMixer
-from ..ops.flex import MIN_FLEX_HEAD_DIM, flex_available, flex_local_global_attention
+from ..ops.flex import (
+    FIXED_GLOBAL_AT,
+    MIN_FLEX_HEAD_DIM,
+    fixed_global_start,
+    flex_available,
+    flex_local_global_attention,
+    flex_static_global_attention,
+)
 from ..ops.kernel_policy import use_fused
 from ..ops.local_window import gather_positions, local_window_attention
 from ..ops.sdpa import sdpa
+
+GLOBAL_TOKEN_CHOICES = ("learned", *FIXED_GLOBAL_AT)
+
+
+def check_global_tokens(global_tokens: str, causal: bool) -> None:
+    """Validate the ``global_tokens`` knob at construction, naming the fix."""
+    if global_tokens not in GLOBAL_TOKEN_CHOICES:
+        raise ValueError(
+            f"global_tokens must be one of {', '.join(GLOBAL_TOKEN_CHOICES)}, got {global_tokens!r}; "
+            "set attention.global_tokens to learned (top-k by a learned score), first or last (fixed positions)"
+        )
+    if global_tokens == "last" and causal:
+        raise ValueError(
+            "global_tokens=last cannot be causal: every earlier token would see the late global tokens "
+            "(a look-ahead); use global_tokens=first (leading sink tokens) with causal=true"
+        )
 
 
 class GlobalTokens(NamedTuple):
     """The choice of global tokens for one batch.
 
     Attributes:
-        positions: ``(B, g)`` long, the chosen token positions.  Non-causal: the highest learned scores
-            first; padded tokens score ``-inf``, so they are only chosen when a sample has fewer than
-            ``g`` real tokens, and then stay inert (padding is hidden as a key and zeroed as a query).
-            Causal: the first ``g`` positions.
+        positions: ``(B, g)`` long, the chosen token positions.  ``learned``, non-causal: the highest
+            learned scores first; padded tokens score ``-inf``, so they are only chosen when a sample has
+            fewer than ``g`` real tokens, and then stay inert (padding is hidden as a key and zeroed as a
+            query).  ``learned`` causal, and ``first``: the first ``g`` positions; ``last``: the last ``g``
+            (in ascending order; a padded one stays inert as above).
         value_scale: ``(B, n)``, ``1 + (s - s.detach())`` at the chosen positions (``s`` = sigmoid score)
             and ``1`` elsewhere.  Exactly 1 in the forward pass; its gradient trains the scorer
-            (straight-through), since the discrete top-k choice has none.  ``None`` when causal
-            (nothing is learned).
+            (straight-through), since the discrete top-k choice has none.  ``None`` when nothing is
+            learned (fixed positions).
     """
 
     positions: torch.Tensor
@@ -36,14 +60,21 @@ class GlobalTokens(NamedTuple):
 
 
 class LocalGlobalAttention(SequenceMixer):
-    """Sliding-window attention plus a few learned global tokens that connect the whole sequence.
+    """Sliding-window attention plus a few global tokens that connect the whole sequence.
 
     Query ``i`` attends key ``j`` iff ``|i - j| <= window_size // 2``, or ``j`` is a global token, or
     ``i`` is a global token (global queries see every key); with ``causal=True`` only ``j <= i`` in
-    all three cases.  The global tokens are the ``num_global_tokens`` real tokens with the highest
-    learned score (``nn.Linear(dim, 1)``).  The values of the chosen tokens are multiplied by a
-    straight-through factor that equals 1 in the forward pass, so the output is exactly the dense
-    masked attention over this pattern while the scorer still receives gradients.
+    all three cases.  Which tokens are global is the ``global_tokens`` knob:
+
+    * ``learned`` (default): the ``num_global_tokens`` real tokens with the highest learned score
+      (``nn.Linear(dim, 1)``).  The values of the chosen tokens are multiplied by a straight-through
+      factor that equals 1 in the forward pass, so the output is exactly the dense masked attention over
+      this pattern while the scorer still receives gradients.
+    * ``first`` / ``last``: the first / last ``num_global_tokens`` positions, no scorer.  Fixed positions
+      make the whole pattern a static block mask: on GPUs one FlexAttention call instead of the window
+      kernel plus dense global columns merged by log-sum-exp (faster, see :mod:`..ops.flex`).  In the
+      video model the level-2 sequence ends with the ``[VID]`` and ``[QA]`` summary tokens, so ``last``
+      makes the readout tokens global.
 
     Any two tokens are at most two hops apart (via a global token), at O(n * (window + g)) cost.
     ``num_global_tokens=0`` gives a pure sliding window (``conf/attention/local.yaml``).
@@ -51,17 +82,19 @@ class LocalGlobalAttention(SequenceMixer):
     Causal mode: a top-k over the whole sequence would let future tokens decide which past tokens
     are global (and so change past outputs), so with ``causal=True`` the global tokens are instead
     the first ``num_global_tokens`` positions (fixed leading "sink" tokens) and there is no
-    scorer.  The pattern is otherwise the one above.
+    scorer.  The pattern is otherwise the one above.  ``last`` cannot be causal (every earlier token
+    would see a later one); ``first`` is the causal fixed choice.
 
     Kernels (``kernel``, see :mod:`..ops.kernel_policy`): on CUDA a fused FlexAttention kernel with a
     cached block mask (no attention dropout there, so dropout > 0 in training uses the blocked path);
     elsewhere, or with ``kernel="torch"``, a blocked sliding window in pure PyTorch.  Both compute
-    the same pattern.
+    the same pattern.  Either way the global tokens' own rows are one small dense ``(g x n)`` call.
 
     Args:
         dim: model width; ``num_heads`` must divide it.
         window_size: full width of the local window (>= 1); each side sees ``window_size // 2``.
-        num_global_tokens: number of learned global tokens (>= 0).
+        num_global_tokens: number of global tokens (>= 0).
+        global_tokens: which tokens are global: ``learned``, ``first`` or ``last`` (see above).
         dropout: attention-weight dropout in training.
         causal: only attend to earlier positions.
         qkv_bias: bias in the q/k/v and output projections.
@@ -80,29 +113,36 @@ class LocalGlobalAttention(SequenceMixer):
         causal: bool = False,
         qkv_bias: bool = True,
         kernel: str = "auto",
+        global_tokens: str = "learned",
     ) -> None:
         check_positive(window_size=window_size)
         if num_global_tokens is None or num_global_tokens < 0:
             raise ValueError(f"num_global_tokens must be >= 0 (0 = window only), got {num_global_tokens!r}")
+        check_global_tokens(global_tokens, causal)
         super().__init__(dim, num_heads, dropout, causal, kernel)
         self.window_size = int(window_size)
         self.half_window = self.window_size // 2
         self.num_global_tokens = int(num_global_tokens)
+        self.global_tokens = global_tokens
+        # causal "learned" keeps the leading tokens: see the class docstring
+        self.global_at = global_tokens if global_tokens != "learned" else ("first" if causal else None)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim, bias=qkv_bias)
-        learned = self.num_global_tokens > 0 and not causal
+        learned = self.num_global_tokens > 0 and self.global_at is None
         self.global_scorer = nn.Linear(dim, 1) if learned else None
 
     def select_global_tokens(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Optional[GlobalTokens]:
-        """The ``min(num_global_tokens, n)`` global tokens: highest-scoring real ones (causal: the first ones).
+        """The ``min(num_global_tokens, n)`` global tokens: highest-scoring real ones, or the fixed first/last ones.
 
         Returns ``None`` when ``num_global_tokens == 0``.
         """
         if self.num_global_tokens == 0:
             return None
-        count = min(self.num_global_tokens, x.shape[1])
-        if self.global_scorer is None:  # causal: fixed leading tokens, chosen without looking ahead
-            positions = torch.arange(count, device=x.device).expand(x.shape[0], count).contiguous()
+        b, n = x.shape[:2]
+        count = min(self.num_global_tokens, n)
+        if self.global_at is not None:  # fixed positions (causal: leading tokens, chosen without looking ahead)
+            start = fixed_global_start(n, count, self.global_at)
+            positions = torch.arange(start, start + count, device=x.device).expand(b, count).contiguous()
             return GlobalTokens(positions, None)
         score = self.global_scorer(x).squeeze(-1)  # (B, n)
         ranking = score.detach() if mask is None else score.detach().masked_fill(~mask, float("-inf"))
@@ -112,7 +152,10 @@ class LocalGlobalAttention(SequenceMixer):
         return GlobalTokens(positions, value_scale)
 
     def backend_for(self, x: torch.Tensor) -> str:
-        """``"flex"`` (fused GPU kernel) or ``"blocked"`` (pure PyTorch), the path :meth:`mix` takes for ``x``."""
+        """``"flex"`` (fused GPU kernel) or ``"blocked"`` (pure PyTorch), the path :meth:`mix` takes for ``x``.
+
+        With ``global_tokens`` ``first``/``last``, ``"flex"`` is the single static-mask kernel.
+        """
         unavailable = None
         if not x.is_cuda:
             unavailable = "FlexAttention runs on CUDA tensors only"
@@ -134,15 +177,31 @@ class LocalGlobalAttention(SequenceMixer):
                 v = v * chosen.value_scale[:, None, :, None].to(v.dtype)
         dropout_p = self.dropout if self.training else 0.0
 
-        if self.backend_for(x) == "flex":
+        backend = self.backend_for(x)
+        if backend == "flex" and self.global_at is not None:  # fixed positions: one static-mask kernel
+            count = 0 if positions is None else positions.shape[1]
+            out = flex_static_global_attention(q, k, v, self.half_window, count, self.global_at, self.causal, mask)
+        elif backend == "flex":
             out = flex_local_global_attention(q, k, v, self.half_window, self.causal, mask, positions)
         else:
             out = local_window_attention(q, k, v, self.half_window, self.causal, mask, positions, dropout_p)
         if positions is not None:
             global_out = self._global_queries(q, k, v, positions, mask, dropout_p)
-            index = positions[:, None, :, None].expand_as(global_out)
-            out = out.scatter(2, index, global_out)
+            out = self._write_global_rows(out, global_out, positions)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+
+    def _write_global_rows(self, out: torch.Tensor, global_out: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``out`` with the global tokens' rows replaced by ``global_out`` (``(B, H, g, d)``, in ``positions`` order).
+
+        Fixed ``first``/``last`` positions are a contiguous run at one end: a slice and a cat, no scatter.
+        """
+        if self.global_at is None:
+            index = positions[:, None, :, None].expand_as(global_out)
+            return out.scatter(2, index, global_out)
+        count = global_out.shape[2]
+        if self.global_at == "first":
+            return torch.cat([global_out, out[:, :, count:]], dim=2)
+        return torch.cat([out[:, :, : out.shape[2] - count], global_out], dim=2)
 
     def _global_queries(
         self,
@@ -163,11 +222,12 @@ class LocalGlobalAttention(SequenceMixer):
                 allowed = allowed & mask[:, None, :]
             # A (padded) global query always sees itself, so its row stays finite.
             attn_mask = (allowed | (key_pos == query_pos))[:, None]  # (B, 1, g, n)
-        # kernel=fused asks for FlexAttention (the window); this small g x n call keeps SDPA's own choice.
-        kernel = "torch" if self.kernel == "torch" else "auto"
-        return sdpa(gather_positions(q, positions), k, v, attn_mask=attn_mask, dropout_p=dropout_p, kernel=kernel)
+        # SDPA's math kernel: g queries are one query block of a fused kernel, which would walk all n keys in only
+        # batch x heads programs; as plain products the g x n scores spread over the whole GPU (and are small).
+        return sdpa(gather_positions(q, positions), k, v, attn_mask=attn_mask, dropout_p=dropout_p, kernel="torch")
 
     def extra_repr(self) -> str:
         return (
-            f"{super().extra_repr()}, window_size={self.window_size}, num_global_tokens={self.num_global_tokens}"
+            f"{super().extra_repr()}, window_size={self.window_size}, num_global_tokens={self.num_global_tokens}, "
+            f"global_tokens={self.global_tokens}"
         )
