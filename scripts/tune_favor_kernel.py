@@ -1,14 +1,18 @@
 #!/usr/bin/env python
 """Time the fused FAVOR+ kernel's tile shapes and operand precisions; check each against the PyTorch path.
 
-Each configuration (``FavorKernelConfig``: block_n, block_f, num_warps, bf16_products) first runs a small bf16
-problem against ``favor_attention`` in float64 (forward and gradients; a config whose error exceeds bf16 rounding
+Each configuration (``FavorKernelConfig``: block_n, block_f, num_warps, bf16_products) first runs a small problem
+in ``--dtype`` (bfloat16 or float32) against ``favor_attention`` in float64 (forward and gradients; a config whose error exceeds bf16 rounding
 is marked ``wrong`` and never the pick), then forward+backward of q, k, v ``(batch, heads, length, head_dim)`` at
 131,072 tokens, as ``scripts/bench_attention.py``'s ``fused_favor_core`` row. Configs that do not compile (shared
 memory) are reported as such. Prints a table and the fastest correct config; ``--out`` writes JSON.
 
     python scripts/tune_favor_kernel.py --out docs/benchmarks/h200/favor_tuning.json      # on a GPU
     python scripts/tune_favor_kernel.py --profile                                         # + per-kernel times
+    python scripts/tune_favor_kernel.py --dtype float32 --out docs/benchmarks/h200/favor_tuning_fp32.json
+
+Every configuration runs in a process of its own: one that faults on the device (an illegal memory access leaves
+the CUDA context unusable) is reported as failed without taking the others down.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import dataclasses
 import itertools
 import json
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,8 +37,17 @@ BLOCK_F = (64, 128)
 NUM_WARPS = (4, 8)
 
 
-def candidate_configs() -> list[favor_triton.FavorKernelConfig]:
-    """Every tile shape with bf16 products, plus the 64 x 64 x 4-warp tile with TF32 products (the first kernel)."""
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+# (output, gradient) relative error within which a config counts as correct, per input precision
+TOLERANCES = {"bfloat16": (1e-2, 3e-2), "float32": (1e-4, 1e-3)}
+
+
+def candidate_configs(dtype: str) -> list[favor_triton.FavorKernelConfig]:
+    """bf16: every tile shape with bf16 products, plus the 64 x 64 x 4-warp tile with TF32 products (the first
+    kernel). fp32 (IEEE products, twice the shared memory): 32- to 128-position tiles of 64 features, and 64 x 128."""
+    if dtype == "float32":
+        tiles = [*itertools.product((32,) + BLOCK_N, (64,), NUM_WARPS), (64, 128, 4)]
+        return [favor_triton.FavorKernelConfig(n, f, w, False) for n, f, w in tiles]
     tiles = itertools.product(BLOCK_N, BLOCK_F, NUM_WARPS)
     return [favor_triton.FavorKernelConfig(n, f, w, True) for n, f, w in tiles] + [
         favor_triton.FavorKernelConfig(64, 64, 4, False)
@@ -45,10 +59,10 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return ((actual - expected).norm() / expected.norm().clamp_min(1e-30)).item()
 
 
-def check(projection: torch.Tensor) -> tuple[float, float]:
-    """(output error, gradient error) of the fused kernel on bf16 inputs vs favor_attention in float64."""
+def check(projection: torch.Tensor, dtype: torch.dtype) -> tuple[float, float]:
+    """(output error, gradient error) of the fused kernel on ``dtype`` inputs vs favor_attention in float64."""
     gen = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 2, 1000, projection.shape[1], generator=gen).bfloat16() for _ in range(3))
+    q, k, v = (torch.randn(2, 2, 1000, projection.shape[1], generator=gen).to(dtype) for _ in range(3))
     weight = torch.randn(2, 2, 1000, projection.shape[1], generator=gen, dtype=torch.float64)
     leaves64 = [t.double().requires_grad_() for t in (q, k, v)]
     expected = favor_attention(*leaves64, projection.cpu().double())
@@ -60,10 +74,12 @@ def check(projection: torch.Tensor) -> tuple[float, float]:
     return relative_error(actual, expected), grad_error
 
 
-def time_step(projection: torch.Tensor, length: int, batch_tokens: int, heads: int, repeats: int) -> float:
-    """Median ms of forward + backward of the fused kernel at ``batch_tokens`` tokens, bf16."""
+def time_step(
+    projection: torch.Tensor, length: int, batch_tokens: int, heads: int, repeats: int, dtype: torch.dtype = torch.bfloat16
+) -> float:
+    """Median ms of forward + backward of the fused kernel at ``batch_tokens`` tokens in ``dtype``."""
     batch = max(1, batch_tokens // length)
-    q, k, v = (torch.randn(batch, heads, length, projection.shape[1], device="cuda", dtype=torch.bfloat16)
+    q, k, v = (torch.randn(batch, heads, length, projection.shape[1], device="cuda", dtype=dtype)
                .requires_grad_() for _ in range(3))
 
     def step() -> None:
@@ -96,28 +112,18 @@ def main() -> int:
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--num-features", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16", help="input precision of the kernel")
     parser.add_argument("--profile", action="store_true", help="also print per-kernel times of the default config")
+    parser.add_argument("--config", help=argparse.SUPPRESS)  # block_n,block_f,num_warps,bf16: one config (a child)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not torch.cuda.is_available():
         parser.error("needs a CUDA device (the kernels' speed is what is tuned)")
 
-    projection = orthogonal_gaussian_projection(args.num_features, args.head_dim, device=torch.device("cuda"))
-    default = favor_triton.KERNEL_CONFIG
-    rows = []
-    for config in candidate_configs():
-        favor_triton.KERNEL_CONFIG = config
-        row = dataclasses.asdict(config)
-        try:
-            row["out_error"], row["grad_error"] = check(projection)
-            row["ms"] = time_step(projection, args.length, args.batch_tokens, args.heads, args.repeats)
-            row["status"] = "ok" if row["out_error"] < 1e-2 and row["grad_error"] < 3e-2 else "wrong"
-        except Exception as error:  # noqa: BLE001 - a config that does not compile is a result, not a crash
-            row["status"] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
-        torch.cuda.empty_cache()
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    favor_triton.KERNEL_CONFIG = default
+    if args.config:
+        return run_one(args)
+    rows = [measure_in_subprocess(config, args) for config in candidate_configs(args.dtype)]
+    default = favor_triton.tile_choices(DTYPES[args.dtype])[0]
 
     correct = [r for r in rows if r["status"] == "ok"]
     best = min(correct, key=lambda r: r["ms"]) if correct else None
@@ -133,6 +139,8 @@ def main() -> int:
     result = {"device": device_name("cuda"), "torch": torch.__version__, "shape": vars(args) | {"out": None},
               "default": dataclasses.asdict(default), "rows": rows, "best": best}
     if args.profile:
+        favor_triton.KERNEL_CONFIG = default
+        projection = orthogonal_gaussian_projection(args.num_features, args.head_dim, device=torch.device("cuda"))
         table = profile(projection, args.length, args.batch_tokens, args.heads)
         print(table)
         result["profile_default"] = table
@@ -140,6 +148,42 @@ def main() -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return 0
+
+
+def run_one(args: argparse.Namespace) -> int:
+    """Check and time the one config of ``--config``; prints its row as JSON (the parent reads the last line)."""
+    block_n, block_f, num_warps, bf16 = args.config.split(",")
+    config = favor_triton.FavorKernelConfig(int(block_n), int(block_f), int(num_warps), bf16 == "True")
+    favor_triton.KERNEL_CONFIG = config
+    dtype = DTYPES[args.dtype]
+    projection = orthogonal_gaussian_projection(args.num_features, args.head_dim, device=torch.device("cuda"))
+    row = dataclasses.asdict(config) | {"dtype": args.dtype}
+    try:
+        row["out_error"], row["grad_error"] = check(projection, dtype)
+        row["ms"] = time_step(projection, args.length, args.batch_tokens, args.heads, args.repeats, dtype)
+        out_tol, grad_tol = TOLERANCES[args.dtype]
+        row["status"] = "ok" if row["out_error"] < out_tol and row["grad_error"] < grad_tol else "wrong"
+    except Exception as error:  # noqa: BLE001 - a config that does not compile is a result, not a crash
+        row["status"] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+    print(json.dumps(row), flush=True)
+    return 0
+
+
+def measure_in_subprocess(config: favor_triton.FavorKernelConfig, args: argparse.Namespace) -> dict:
+    """One config's row, measured by a child process (a device fault there is this config's result)."""
+    command = [sys.executable, __file__, "--config", ",".join(str(x) for x in dataclasses.astuple(config)),
+               "--dtype", args.dtype, "--length", str(args.length), "--batch-tokens", str(args.batch_tokens),
+               "--heads", str(args.heads), "--head-dim", str(args.head_dim), "--num-features", str(args.num_features),
+               "--repeats", str(args.repeats)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode == 0 and lines:
+        row = json.loads(lines[-1])
+    else:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1][:160]
+        row = dataclasses.asdict(config) | {"dtype": args.dtype, "status": f"failed: exit {done.returncode}: {tail}"}
+    print(json.dumps(row), flush=True)
+    return row
 
 
 if __name__ == "__main__":

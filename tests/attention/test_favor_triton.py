@@ -161,3 +161,26 @@ def test_layer_takes_the_fused_path_on_gpu_in_bf16_and_matches_the_pytorch_path(
         assert not fused_favor_available(x.bfloat16())
         plain = layer(x, mask).float()
     assert relative_error(fused, plain) < 2e-2
+
+
+def test_tiles_that_do_not_fit_the_device_give_way_to_the_next_choice(monkeypatch) -> None:
+    """A tile choice whose kernels ask more shared memory than the device has is dropped for that device."""
+    from hierarchicalvlm.attention.ops import favor_triton
+
+    big, small = favor_triton.FavorKernelConfig(128, 128, 8, False), favor_triton.FavorKernelConfig(64, 64, 4, False)
+    monkeypatch.setattr(favor_triton, "TILE_CHOICES", {"fp32": (big, small), "bf16": (big,)})
+    monkeypatch.setattr(favor_triton, "_too_large", set())
+    tried = []
+
+    def run(tiles):
+        tried.append(tiles)
+        if tiles == big:
+            raise favor_triton.OutOfResources(262144, 232448, "shared memory")
+        return "ran"
+
+    device = torch.device("cpu")
+    assert favor_triton.run_with_fitting_tiles(run, torch.float32, device) == "ran"
+    assert favor_triton.run_with_fitting_tiles(run, torch.float32, device) == "ran"
+    assert tried == [big, small, small]  # the second call starts at the tiles that fit
+    with pytest.raises(RuntimeError, match="no tile choice .* fits .* attention.kernel=torch"):
+        favor_triton.run_with_fitting_tiles(run, torch.bfloat16, device)

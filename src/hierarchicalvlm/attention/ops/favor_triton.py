@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import torch
 
@@ -41,8 +41,14 @@ from .kernel_policy import use_fused
 try:
     import triton
     import triton.language as tl
+    from triton.runtime.errors import OutOfResources
 except ImportError:  # CPU-only installs: the PyTorch path is used
     triton = None
+
+    class OutOfResources(Exception):  # type: ignore[no-redef]
+        """Stands in for Triton's error where Triton is missing (never raised)."""
+
+_T = TypeVar("_T")
 
 # Below this denominator (every feature product underflowed) the output is ~0, as in favor._normalise; the
 # kernels' features lack favor's 1/√m factor (1/m in a product of two), so the kernels floor at this times m.
@@ -50,26 +56,60 @@ _DENOMINATOR_FLOOR = torch.finfo(torch.float32).tiny ** 0.5
 _PROGRAMS_PER_SM = 4
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class FavorKernelConfig:
     """Tile shapes and operand precision of the kernels (``scripts/tune_favor_kernel.py`` times the choices).
 
     Attributes:
         block_n: sequence positions per tile.
-        block_f: random features per tile.
+        block_f: random features per tile (64 or 128: the features are padded to whole chunks of 128).
         num_warps: warps per program.
         bf16_products: for bf16/fp16 inputs, run the products of features with values, states and gradients on
             bf16 operands (fp32 accumulation; 2x the TF32 tensor-core rate, half the shared memory). The feature
             logits ωᵀq, ωᵀk stay TF32: an error there is amplified by exp(). fp32 inputs always use IEEE fp32.
     """
 
-    block_n: int = 128  # 128 x 128 x 8 warps: fastest of scripts/tune_favor_kernel.py's grid on an H200
+    block_n: int = 128
     block_f: int = 128
     num_warps: int = 8
     bf16_products: bool = True
 
 
-KERNEL_CONFIG = FavorKernelConfig()
+# Tile choices per input precision, preferred first. The first is the fastest measured on an H200
+# (docs/benchmarks/h200/favor_tuning*.json); a choice whose kernels need more shared memory than the device offers
+# (Triton compares each compiled kernel with the device's queried limit at launch: OutOfResources) is dropped for
+# that device and the next one runs. fp32 tiles take twice the shared memory of bf16 ones: 128 x 128 asks 256 KiB
+# in the backward, over the H200's 227 KiB.
+TILE_CHOICES: dict[str, tuple[FavorKernelConfig, ...]] = {
+    "bf16": (FavorKernelConfig(128, 128, 8, True), FavorKernelConfig(64, 64, 4, True)),
+    "fp32": (FavorKernelConfig(64, 64, 4, False), FavorKernelConfig(32, 64, 4, False)),
+}
+# When set, the only tiles used, for every precision (the tuning script and tests pin one this way).
+KERNEL_CONFIG: Optional[FavorKernelConfig] = None
+_too_large: set[tuple[str, FavorKernelConfig]] = set()  # (device, tiles) that did not fit
+
+
+def tile_choices(dtype: torch.dtype) -> tuple[FavorKernelConfig, ...]:
+    """The tiles tried for inputs of ``dtype``, preferred first."""
+    if KERNEL_CONFIG is not None:
+        return (KERNEL_CONFIG,)
+    return TILE_CHOICES["fp32" if dtype == torch.float32 else "bf16"]
+
+
+def run_with_fitting_tiles(run: Callable[[FavorKernelConfig], _T], dtype: torch.dtype, device: torch.device) -> _T:
+    """``run(tiles)`` with the first tile choice for ``dtype`` whose kernels fit ``device``'s shared memory."""
+    where = str(device)
+    for tiles in tile_choices(dtype):
+        if (where, tiles) in _too_large:
+            continue
+        try:
+            return run(tiles)
+        except OutOfResources:
+            _too_large.add((where, tiles))
+    raise RuntimeError(
+        f"no tile choice of the fused FAVOR+ kernel fits the shared memory of {where} for {dtype} inputs "
+        f"(tried {tile_choices(dtype)}); set attention.kernel=torch"
+    )
 
 
 def fused_favor_unavailable(x: torch.Tensor) -> Optional[str]:
@@ -81,10 +121,10 @@ def fused_favor_unavailable(x: torch.Tensor) -> Optional[str]:
         return "it runs on CUDA tensors only"
     if triton is None:
         return "Triton is not installed"
-    if x.dtype not in (torch.bfloat16, torch.float16):
-        # fp32 operands: the tuned tiles' backward asks an H200 for 256 KiB of shared memory (over its 227 KiB), and
-        # a half-height tile (block_n 64) hit an illegal memory access there, not understood yet (PERFORMANCE.md)
-        return f"it takes bfloat16 or float16 inputs (float32 keeps the PyTorch path), got {x.dtype}"
+    if x.dtype not in (torch.bfloat16, torch.float16, torch.float32):
+        return f"it takes bfloat16, float16 or float32 inputs, got {x.dtype}"
+    if not tile_choices(x.dtype):
+        return f"no tile choice is listed for {x.dtype} inputs (favor_triton.TILE_CHOICES)"
     return None
 
 
@@ -353,22 +393,22 @@ def _split_grid(batch_heads: int, num_blocks: int, device: torch.device) -> tupl
 
 def _padded_sizes(head_dim: int, num_features: int) -> tuple[int, int]:
     """Tile width covering head_dim (a power of two ≥ 16, the smallest tensor-core operand) and the feature count
-    rounded up to whole chunks of ``KERNEL_CONFIG.block_f``."""
-    block_f = KERNEL_CONFIG.block_f
+    rounded up to a multiple of every tile choice's ``block_f`` (a fallback to other tiles needs no re-padding)."""
+    block_f = math.lcm(*(tiles.block_f for tiles in tile_choices(torch.float32) + tile_choices(torch.bfloat16)))
     return max(16, 1 << (head_dim - 1).bit_length()), -(-num_features // block_f) * block_f
 
 
-def _options(q: torch.Tensor, w: torch.Tensor) -> dict:
+def _options(q: torch.Tensor, w: torch.Tensor, tiles: FavorKernelConfig) -> dict:
     low_precision = q.dtype != torch.float32
     return dict(
-        BLOCK_N=KERNEL_CONFIG.block_n,
+        BLOCK_N=tiles.block_n,
         BLOCK_D=w.shape[1],
-        BLOCK_F=KERNEL_CONFIG.block_f,
+        BLOCK_F=tiles.block_f,
         F_PAD=w.shape[0],
         PRECISION="tf32" if low_precision else "ieee",
         # Triton's CPU interpreter (3.9) miscomputes bf16 dots: there the products stay fp32 (GPU tests cover bf16)
-        BF16_PRODUCTS=low_precision and KERNEL_CONFIG.bf16_products and os.environ.get("TRITON_INTERPRET") != "1",
-        num_warps=KERNEL_CONFIG.num_warps,
+        BF16_PRODUCTS=low_precision and tiles.bf16_products and os.environ.get("TRITON_INTERPRET") != "1",
+        num_warps=tiles.num_warps,
     )
 
 
@@ -382,8 +422,15 @@ def _favor_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, mask: Optional[torch.Tensor], num_features: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The output, and for the backward: key state S and sum z, key stabiliser, per-query maximum and denominator."""
+    return run_with_fitting_tiles(lambda tiles: _forward_kernels(q, k, v, w, mask, num_features, tiles), q.dtype, q.device)
+
+
+def _forward_kernels(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, mask: Optional[torch.Tensor], num_features: int,
+    tiles: FavorKernelConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     batch, heads, n, d = q.shape
-    options = _options(q, w)
+    options = _options(q, w, tiles)
     bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
     num_blocks = triton.cdiv(n, options["BLOCK_N"])
     splits, per_split = _split_grid(bh, num_blocks, q.device)
@@ -442,8 +489,18 @@ def _favor_backward(
     row_den: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     d_out = d_out if d_out.stride(-1) == 1 else d_out.contiguous()
+    saved = (state, key_sum, key_max, row_max, row_den)
+    return run_with_fitting_tiles(
+        lambda tiles: _backward_kernels(d_out, out, q, k, v, w, mask, num_features, *saved, tiles), q.dtype, q.device)
+
+
+def _backward_kernels(
+    d_out: torch.Tensor, out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor,
+    mask: Optional[torch.Tensor], num_features: int, state: torch.Tensor, key_sum: torch.Tensor, key_max: torch.Tensor,
+    row_max: torch.Tensor, row_den: torch.Tensor, tiles: FavorKernelConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     batch, heads, n, d = q.shape
-    options = _options(q, w)
+    options = _options(q, w, tiles)
     bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
     num_blocks = triton.cdiv(n, options["BLOCK_N"])
     splits, per_split = _split_grid(bh, num_blocks, q.device)
