@@ -237,8 +237,11 @@ def test_mamba_ssm_source_imports_without_running_its_package_init() -> None:
             del sys.modules[name]
 
 
-def test_mamba_ssm_baseline_needs_a_real_source_folder() -> None:
-    with pytest.raises(ImportError, match="--mamba-ssm-src"):
+def test_mamba_ssm_baseline_needs_the_package_or_a_real_source_folder(monkeypatch) -> None:
+    from hierarchicalvlm.benchmark import cases
+
+    monkeypatch.setattr(cases, "mamba_ssm_kernel", lambda: None)
+    with pytest.raises(ImportError, match=r"pip install -e '.\[gpu\]', or pass --mamba-ssm-src"):
         import_mamba_chunk_scan(None)
     with pytest.raises(ImportError, match="no ops/triton/ssd_combined.py"):
         import_mamba_chunk_scan(str(ROOT))
@@ -258,3 +261,28 @@ def test_ceilings_measure_a_positive_matmul_rate_and_copy_bandwidth() -> None:
     assert result["matmul"]["dtype"] == "float32" and result["device"]
     with pytest.raises(ValueError, match="must be positive"):
         measure_ceilings("cpu", matmul_size=0, copy_gib=0.002)
+
+
+def test_capped_autotuning_keeps_the_first_configs_of_autotuners_built_inside() -> None:
+    triton = pytest.importorskip("triton")
+    from hierarchicalvlm.benchmark.cases import capped_autotuning
+
+    def kernel(x):  # never launched: only its autotuner is built
+        pass
+
+    configs = [triton.Config({"BLOCK": size}) for size in (16, 32, 64, 128)]
+    with capped_autotuning(2):
+        capped = triton.autotune(configs=configs, key=[])(triton.jit(kernel))
+    with capped_autotuning(0):
+        uncapped = triton.autotune(configs=configs, key=[])(triton.jit(kernel))
+    after = triton.autotune(configs=configs, key=[])(triton.jit(kernel))
+    assert [c.kwargs["BLOCK"] for c in capped.configs] == [16, 32]
+    assert len(uncapped.configs) == len(after.configs) == 4
+
+
+def test_skipped_cases_are_left_out_with_the_reason() -> None:
+    from hierarchicalvlm.benchmark.cases import plan_cases
+
+    cases, not_run = plan_cases(settings(skip=("strided", "no_such_case")))
+    assert "strided" not in {c.name for c in cases} and "full" in {c.name for c in cases}
+    assert not_run == {"strided": "left out (--skip)"}

@@ -10,7 +10,7 @@ import math
 import sys
 import types
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from einops import rearrange
@@ -23,7 +23,7 @@ from hierarchicalvlm.attention.ops.favor import (
     orthogonal_gaussian_projection,
 )
 from hierarchicalvlm.attention.ops.favor_triton import fused_favor_attention, fused_favor_available
-from hierarchicalvlm.attention.ops.ssd import ssd_chunked_scan
+from hierarchicalvlm.attention.ops.ssd import mamba_ssm_kernel, ssd_chunked_scan
 
 from .settings import (
     BenchSettings,
@@ -179,14 +179,42 @@ def causal_linear_attn_core_workload(spec: CaseSpec, settings: BenchSettings, le
 
 def fla_chunk_linear_attn_workload(spec: CaseSpec, settings: BenchSettings, length: int, batch: int) -> Workload:
     """External baseline: flash-linear-attention's ``chunk_linear_attn`` on the same feature-mapped inputs."""
-    from fla.ops.linear_attn import chunk_linear_attn
-
+    chunk_linear_attn = fla_chunk_linear_attn(settings.fla_autotune_configs)
     # fla wants (B, T, H, K); the layout change happens once, outside the timed step.
     phi_q, phi_k, v = (t.detach().transpose(1, 2).contiguous().requires_grad_()
                        for t in _feature_mapped_inputs(settings, length, batch))
     # scale=1: the features already carry FAVOR+'s scaling; normalize=True divides by phi_q . sum(phi_k) as ours does.
     step = make_step(lambda: chunk_linear_attn(phi_q, phi_k, v, scale=1.0, normalize=True), [phi_q, phi_k, v])
     return Workload(step, (phi_q, phi_k, v))
+
+
+@contextlib.contextmanager
+def capped_autotuning(max_configs: int) -> Iterator[None]:
+    """Triton autotuners created within keep at most their first ``max_configs`` configs (0 = all of them).
+
+    flash-linear-attention's kernels autotune over dozens of configs per shape at first call: minutes per length,
+    more than one device call allows for a whole benchmark. Its kernels are declared (and their autotuners built)
+    when its modules are imported, so the cap acts on the imports made inside this block."""
+    from triton.runtime.autotuner import Autotuner
+
+    original = Autotuner.__init__
+
+    def capped(self, fn, arg_names, configs, *args, **kwargs):
+        original(self, fn, arg_names, configs[:max_configs] if max_configs > 0 else configs, *args, **kwargs)
+
+    Autotuner.__init__ = capped
+    try:
+        yield
+    finally:
+        Autotuner.__init__ = original
+
+
+def fla_chunk_linear_attn(max_configs: int) -> Callable:
+    """flash-linear-attention's ``chunk_linear_attn``, its kernels' autotuning capped at ``max_configs`` configs
+    (the first import decides: it is the one that builds the autotuners)."""
+    with capped_autotuning(max_configs):
+        from fla.ops.linear_attn import chunk_linear_attn
+    return chunk_linear_attn
 
 
 def _scan_inputs(settings: BenchSettings, length: int, batch: int) -> dict[str, torch.Tensor]:
@@ -336,14 +364,19 @@ WORKLOAD_BUILDERS: dict[str, Callable[[CaseSpec, BenchSettings, int, int], Workl
 
 
 def import_mamba_chunk_scan(src: Optional[str]) -> Callable:
-    """``mamba_chunk_scan_combined`` from a mamba-ssm source tree, without running ``mamba_ssm/__init__.py``.
+    """``mamba_chunk_scan_combined``: the installed mamba-ssm's (``src`` None: the ``gpu`` extra), or the one of a
+    mamba-ssm source tree, without running ``mamba_ssm/__init__.py``.
 
     That ``__init__`` imports a compiled CUDA extension; the Triton scan does not need it.  Empty stand-in
     package modules whose ``__path__`` points at the source folders let the Triton files import each other.
     ``src`` is the ``mamba_ssm`` package folder or the folder that contains it.
     """
     if not src:
-        raise ImportError("mamba-ssm baseline needs --mamba-ssm-src PATH (the mamba_ssm source folder)")
+        scan = mamba_ssm_kernel()
+        if scan is None:
+            raise ImportError("mamba-ssm is not installed: pip install -e '.[gpu]', or pass --mamba-ssm-src PATH "
+                              "(the mamba_ssm source folder)")
+        return scan
     root = Path(src).expanduser().resolve()
     if (root / "mamba_ssm").is_dir():
         root = root / "mamba_ssm"
@@ -371,7 +404,7 @@ def baseline_unavailable_reason(family: str, settings: BenchSettings) -> Optiona
         if family == "flex":
             from torch.nn.attention.flex_attention import create_block_mask, flex_attention  # noqa: F401
         elif family == "fla":
-            from fla.ops.linear_attn import chunk_linear_attn  # noqa: F401
+            fla_chunk_linear_attn(settings.fla_autotune_configs)
         elif family == "mamba_ssm":
             import_mamba_chunk_scan(settings.mamba_ssm_src)
     except Exception as err:  # ImportError, or a broken optional install
@@ -413,17 +446,15 @@ def plan_cases(settings: BenchSettings) -> tuple[list[CaseSpec], dict[str, str]]
         cases += [catalogue[name] for name in (*CORE_CASES, "fused_favor_core") if name in catalogue]
     not_run: dict[str, str] = {}
     if settings.baselines and settings.device == "cuda":
-        wanted = ["flex_local_global", "flex_strided", "fla_chunk_linear_attn"]
-        if settings.mamba_ssm_src:
-            wanted.append("mamba_ssm_chunk_scan")
-        else:
-            not_run["mamba_ssm_chunk_scan"] = "not requested (pass --mamba-ssm-src PATH)"
-        for name in wanted:
+        for name in ("flex_local_global", "flex_strided", "fla_chunk_linear_attn", "mamba_ssm_chunk_scan"):
             reason = baseline_unavailable_reason(catalogue[name].family, settings)
             if reason is None:
                 cases.append(catalogue[name])
             else:
                 not_run[name] = reason
+    for case in [c for c in cases if c.name in settings.skip]:
+        cases.remove(case)
+        not_run[case.name] = "left out (--skip)"
     return cases, not_run
 
 
@@ -441,8 +472,7 @@ def check_baseline_agreement(settings: BenchSettings, planned: set[str]) -> dict
     try:
         torch.set_grad_enabled(False)
         if "fla_chunk_linear_attn" in planned:
-            from fla.ops.linear_attn import chunk_linear_attn
-
+            chunk_linear_attn = fla_chunk_linear_attn(settings.fla_autotune_configs)
             phi_q, phi_k, v = (t.detach() for t in _feature_mapped_inputs(small, 512, 1))
             ours = causal_linear_attention(phi_q, phi_k, v, int(_mechanism_value("performer", "chunk_size", small)))
             theirs = chunk_linear_attn(*(t.transpose(1, 2).contiguous() for t in (phi_q, phi_k, v)), scale=1.0,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .cases import case_catalogue
-from .measure import RESULT_PREFIX, CellResult, run_benchmark, run_cell, slugify
+from .measure import RESULT_PREFIX, CellResult, profile_cell, run_benchmark, run_cell, slugify
 from .report import read_report, write_report
 from .settings import (
     DEFAULT_CONF_DIR,
@@ -58,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also time our attention cores without projections; default on for GPU, off for CPU")
     parser.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
                         help="external GPU baselines (FlexAttention masks, fla, mamba-ssm) when importable")
-    parser.add_argument("--mamba-ssm-src", help="mamba_ssm source folder: enables the mamba-ssm Triton scan baseline")
+    parser.add_argument("--mamba-ssm-src", help="mamba_ssm source folder for the mamba-ssm Triton scan baseline "
+                        "(default: the installed package, pip install -e '.[gpu]')")
+    parser.add_argument("--skip", default="", help="comma-separated case names to leave out (names as --list prints)")
+    parser.add_argument("--fla-autotune-configs", type=int, default=4,
+                        help="autotune flash-linear-attention's kernels over at most this many configs each (0 = all; "
+                        "all of them took minutes per length on an H200)")
     parser.add_argument("--isolation", choices=ISOLATIONS,
                         help="process: each cell in a fresh forked process (host memory); subprocess: each cell via "
                         "--single (slower); none: in-process. default CPU process, GPU none")
@@ -75,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--single", action="store_true", help="run one cell (--mechanism, --length) and print its JSON")
     parser.add_argument("--mechanism", help="the case of --single (any name --list prints)")
     parser.add_argument("--length", type=int, help="the length of --single")
+    parser.add_argument("--profile", type=int, default=0, metavar="K",
+                        help="with --single: also print the K kernels that take the most device time in one warm step")
     return parser
 
 
@@ -103,6 +110,8 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         isolation=args.isolation or defaults["isolation"],
         conf_dir=str(args.conf_dir),
         mamba_ssm_src=args.mamba_ssm_src,
+        fla_autotune_configs=args.fla_autotune_configs,
+        skip=tuple(name.strip() for name in args.skip.split(",") if name.strip()),
         cell_timeout=args.cell_timeout,
         skip_slower_than_ms=args.skip_slower_than,
         threads=args.threads,
@@ -145,6 +154,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.single:
             result = _single(settings, args.mechanism, args.length)
             print(RESULT_PREFIX + json.dumps(dataclasses.asdict(result)))
+            if args.profile:
+                print(profile_cell(case_catalogue(settings)[args.mechanism], settings, args.length, args.profile))
             return 0
         command = shlex.join(["python", "scripts/bench_attention.py", *(sys.argv[1:] if argv is None else argv)])
         report = run_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True), command=command)

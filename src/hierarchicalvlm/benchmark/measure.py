@@ -225,6 +225,22 @@ def run_cell(spec: CaseSpec, settings: BenchSettings, length: int, fresh_process
     return result
 
 
+def profile_cell(spec: CaseSpec, settings: BenchSettings, length: int, top: int) -> str:
+    """The ``top`` kernels by device time (host time on CPU) in one warm step of a cell: what bounds it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    workload = WORKLOAD_BUILDERS[spec.family](spec, settings, length, batch_for(length, settings.batch_tokens))
+    for _ in range(max(1, settings.warmup)):
+        workload.step()
+    cuda = settings.device == "cuda"
+    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+        workload.step()
+        if cuda:
+            torch.cuda.synchronize()
+    key = "cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=70)
+
+
 _FORKSERVER: Optional[Any] = None
 
 
@@ -283,6 +299,7 @@ def settings_to_argv(settings: BenchSettings) -> list[str]:
             argv += ["--set", f"{name}.{key}={json.dumps(value)}"]
     if settings.mamba_ssm_src:
         argv += ["--mamba-ssm-src", settings.mamba_ssm_src]
+    argv += ["--fla-autotune-configs", str(settings.fla_autotune_configs)]
     return argv
 
 

@@ -50,6 +50,8 @@ class BenchSettings:
     isolation: str
     conf_dir: str
     mamba_ssm_src: Optional[str] = None
+    fla_autotune_configs: int = 4
+    skip: tuple[str, ...] = ()
     cell_timeout: float = 1800.0
     skip_slower_than_ms: Optional[float] = None
     threads: Optional[int] = None
