@@ -15,6 +15,17 @@ import torch
 # Must be set before any kernel is defined, i.e. before hierarchicalvlm is imported.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# mamba-ssm's deterministic mode runs one tile config per kernel instead of autotuning dozens: the GPU suite checks
+# the kernels' results, not their speed, and compiling every config took most of its time (docs/PERFORMANCE.md).
+os.environ.setdefault("MAMBA_DETERMINISTIC", "1")
+
+import torch._dynamo.config as dynamo_config  # noqa: E402
+
+# The GPU tests compile FlexAttention for many lengths. Past dynamo's recompile limit (8) a compiled call silently
+# runs eagerly (every score materialised): raise the limit, and fail rather than test that fallback.
+dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+if hasattr(dynamo_config, "fail_on_recompile_limit_hit"):
+    dynamo_config.fail_on_recompile_limit_hit = True
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra

@@ -82,3 +82,24 @@ def test_compiled_forwards_leave_the_performer_redraw_to_the_training_loop(make_
     assert all(not torch.equal(layer.projection, old) for layer, old in zip(layers, before))
     model.net(batch)  # eager forwards keep counting by themselves
     assert all(layer.calls_since_redraw == 2 for layer in layers)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_no_graph_break_on_the_gpu_paths(attention: str, make_cfg) -> None:
+    """On CUDA in bf16 the fused paths run (FlexAttention, the FAVOR+ and mamba-ssm Triton kernels as custom ops,
+    the mamba layer's compiled element-wise parts): the whole network must still trace as one graph."""
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    from hierarchicalvlm.models.lit_module import with_padding_flag
+
+    model, batch = tiny_model_and_batch(make_cfg, f"attention={attention}", "model.net.dim=128", "model.net.num_heads=2")
+    net, batch = model.net.cuda(), move_data_to_device(with_padding_flag(batch), "cuda")
+    torch._dynamo.reset()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        explanation = torch._dynamo.explain(net)(batch)
+    reasons = [r.reason.splitlines()[0] for r in explanation.break_reasons]
+    print(f"{attention}: {explanation.graph_count} graph(s), {explanation.graph_break_count} break(s)")
+    assert explanation.graph_break_count == 0, reasons
+    assert explanation.graph_count == 1
