@@ -29,9 +29,10 @@ stamp() { local start=$1; while IFS= read -r line; do printf '%4d %s\n' "$(( $(d
     --set local.window_size=512 --set local_global.window_size=512 --set local_global.num_global_tokens=16 \
     --set local_global.global_tokens=first --set performer.num_features=256 --set strided.stride=4 --cores \
     --skip favor_core,causal_linear_attn_core --out logs/gpu/bench 2>&1 | stamp "$start" > logs/gpu/bench.log
-  for cell in ${PROFILES:-performer:16384 mamba:65536}; do  # what bounds a layer: its top kernels in one step
+  for cell in ${PROFILES:-performer:16384 mamba:65536 local_global:65536}; do  # what bounds a layer: top kernels
     timeout 60 python3 scripts/bench_attention.py --device cuda --single --mechanism "${cell%%:*}" \
-      --length "${cell##*:}" --batch-tokens 131072 --set performer.num_features=256 --profile 25 \
+      --length "${cell##*:}" --batch-tokens 131072 --set performer.num_features=256 --set local_global.window_size=512 \
+      --set local_global.num_global_tokens=16 --set local_global.global_tokens=first --profile 25 \
       > "logs/gpu/profile-${cell%%:*}-${cell##*:}.txt" 2>&1
   done
 ) &
