@@ -154,7 +154,7 @@ def test_layer_takes_the_fused_path_on_gpu_in_bf16_and_matches_the_pytorch_path(
     mask = torch.ones(2, 1000, dtype=torch.bool, device="cuda")
     mask[1, 600:] = False
     assert fused_favor_available(x.bfloat16())
-    assert not fused_favor_available(x)  # fp32 keeps the PyTorch path (the kernel's fp32 tiles overflow shared memory)
+    assert not fused_favor_available(x)  # auto keeps fp32 on the PyTorch path (faster there; kernel=fused runs it)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         fused = layer(x, mask).float()
         monkeypatch.setenv("HVLM_FAVOR_KERNEL", "torch")
@@ -184,3 +184,18 @@ def test_tiles_that_do_not_fit_the_device_give_way_to_the_next_choice(monkeypatc
     assert tried == [big, small, small]  # the second call starts at the tiles that fit
     with pytest.raises(RuntimeError, match="no tile choice .* fits .* attention.kernel=torch"):
         favor_triton.run_with_fitting_tiles(run, torch.bfloat16, device)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not ON_GPU, reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_fused_kernel_on_gpu_with_the_tiles_of_each_precision(dtype: torch.dtype) -> None:
+    """fp32 and bf16 inputs each run their own tile choice on the card (fp32: half-height tiles that fit its shared
+    memory), forward and backward, against the PyTorch path in float64."""
+    from hierarchicalvlm.attention.ops import favor_triton
+
+    actual, actual_grad, expected, expected_grad = fused_and_reference(2, 2, 700, 64, 256, seed=9, dtype=dtype)
+    tolerance = (1e-5, 1e-4) if dtype == torch.float32 else (1e-2, 2e-2)
+    assert relative_error(actual.double(), expected) < tolerance[0]
+    assert relative_error(actual_grad.double(), expected_grad) < tolerance[1]
+    assert not any(tiles == favor_triton.tile_choices(dtype)[0] for _, tiles in favor_triton._too_large)

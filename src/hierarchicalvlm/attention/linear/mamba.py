@@ -12,6 +12,7 @@ from torch import nn
 from hierarchicalvlm.utils.checks import check_positive
 
 from ..base import SequenceMixer
+from ..ops.kernel_policy import compiled_on_cuda
 from ..ops.ssd import selective_scan_reference, ssd_scan, use_fused_scan
 
 
@@ -46,13 +47,17 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[
 def _scan_inputs(
     xBC: torch.Tensor, dt_raw: torch.Tensor, real: Optional[torch.Tensor], conv_weight: torch.Tensor,
     conv_bias: Optional[torch.Tensor], dt_bias: torch.Tensor, A_log: torch.Tensor, num_heads: int, d_state: int,
+    reverse: bool = False,
 ) -> tuple[torch.Tensor, ...]:
     """Conv + SiLU on (x, B, C), then the scan inputs ``x (.., H, P)``, ``Δ (.., H)``, ``A (H,)``, ``B, C (.., S)``.
 
     ``real (B, N)``: True at real tokens; padded positions get zeroed conv inputs (they cannot leak into real
     neighbours) and ``Δ = 0``, ``x = 0``, so the scan passes the state through them unchanged. Δ and A are float32
-    or wider.  A plain function of tensors, so that a CUDA layer can run it under ``torch.compile``.
+    or wider.  ``reverse``: the inputs in reversed time order (the backward direction of a bidirectional layer).
+    A plain function of tensors, so that a CUDA layer can run it under ``torch.compile`` (flips included).
     """
+    if reverse:
+        xBC, dt_raw, real = xBC.flip(1), dt_raw.flip(1), None if real is None else real.flip(1)
     if real is not None:
         xBC = xBC.masked_fill(~real.unsqueeze(-1), 0.0)
     conv_out = F.silu(causal_depthwise_conv(xBC, conv_weight, conv_bias))
@@ -67,26 +72,23 @@ def _scan_inputs(
     return xs, dt, A, B, C
 
 
-def _gated_rms_norm(y: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: Optional[float]) -> torch.Tensor:
-    """``RMSNorm(y · SiLU(z))`` over the last dimension (``y (.., H, P)`` flattened to z's width, in z's dtype)."""
+def _gated_rms_norm(
+    y: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, eps: Optional[float], y_reversed: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """``RMSNorm(y · SiLU(z))`` over the last dimension (``y (.., H, P)`` flattened to z's width, in z's dtype);
+    ``y_reversed``: the backward direction's output in its own (reversed) time order, added to ``y`` first."""
+    if y_reversed is not None:
+        y = y + y_reversed.flip(1)
     return F.rms_norm(y.flatten(-2).to(z.dtype) * F.silu(z), (z.shape[-1],), weight, eps)
 
 
-_compiled: dict[Callable, Callable] = {}
-
-
 def _fused(function: Callable, x: torch.Tensor, kernel: str) -> Callable:
-    """``function`` under ``torch.compile`` where the layer runs its fused CUDA path, else ``function`` itself.
+    """``function`` compiled where the layer runs its fused CUDA path (:func:`.kernel_policy.compiled_on_cuda`).
 
-    The element-wise work around the scan (conv, SiLU, softplus, masking; gate and norm) is most of the layer's
-    time when run op by op (eager PyTorch took ~38 of 43 ms at 131K tokens on an H200, mamba-ssm's scan 4.5);
-    compiled, each side becomes a few fused kernels. CPU, ``kernel=torch`` and :func:`plain_pytorch_paths` keep
-    the eager functions (no compiler needed, FLOPs countable)."""
-    if not (x.is_cuda and use_fused_scan(x, kernel)):
-        return function
-    if function not in _compiled:
-        _compiled[function] = torch.compile(function, dynamic=None)
-    return _compiled[function]
+    The element-wise work around the scan (conv, SiLU, softplus, masking, flips; gate and norm) is most of the
+    layer's time when run op by op (eager PyTorch took ~38 of 43 ms at 131K tokens on an H200, mamba-ssm's scan
+    4.5); compiled, each side becomes a few fused kernels."""
+    return compiled_on_cuda(function, x) if x.is_cuda and use_fused_scan(x, kernel) else function
 
 
 class ScanDirection(nn.Module):
@@ -98,10 +100,11 @@ class ScanDirection(nn.Module):
 
     def __init__(
         self, inner_dim: int, num_heads: int, d_state: int, d_conv: int, chunk_size: int, dt_min: float, dt_max: float,
-        a_min: float, a_max: float,
+        a_min: float, a_max: float, reverse: bool = False,
     ) -> None:
         super().__init__()
         self.inner_dim, self.num_heads, self.d_state, self.chunk_size = inner_dim, num_heads, d_state, chunk_size
+        self.reverse = reverse  # scans the sequence from its end (the backward direction of a bidirectional layer)
         self.head_dim = inner_dim // num_heads
         channels = inner_dim + 2 * d_state
         self.conv = nn.Conv1d(channels, channels, kernel_size=d_conv, groups=channels)  # weights; see causal_depthwise_conv
@@ -118,14 +121,15 @@ class ScanDirection(nn.Module):
         """This direction's scan inputs (:func:`_scan_inputs`), compiled where the layer runs its fused CUDA path."""
         prepare = _fused(_scan_inputs, xBC, kernel)
         return prepare(xBC, dt_raw, real, self.conv.weight, self.conv.bias, self.dt_bias, self.A_log, self.num_heads,
-                       self.d_state)
+                       self.d_state, self.reverse)
 
     def forward(
         self, xBC: torch.Tensor, dt_raw: torch.Tensor, mask: Optional[torch.Tensor], kernel: str = "auto"
     ) -> torch.Tensor:
         """``xBC (B, N, channels)``, ``dt_raw (B, N, H)`` -> ``y (B, N, H, P)``, scanned as ``kernel`` says.
 
-        Padded positions (``mask`` False) leave the state unchanged and never reach a real token."""
+        Padded positions (``mask`` False) leave the state unchanged and never reach a real token. A ``reverse``
+        direction returns ``y`` in its scan order (last token first)."""
         xs, dt, A, B, C = self._scan_inputs(xBC, dt_raw, mask, kernel)
         return ssd_scan(xs, dt, A, B, C, self.chunk_size, D=self.D, kernel=kernel)
 
@@ -176,7 +180,7 @@ class MambaLayer(SequenceMixer):
         d_state: int = 64,
         expand: float = 2,
         d_conv: int = 4,
-        chunk_size: int = 64,
+        chunk_size: int = 256,
         dropout: float = 0.0,
         causal: bool = True,
         dt_min: float = 0.001,
@@ -202,7 +206,7 @@ class MambaLayer(SequenceMixer):
         self.in_proj = nn.Linear(dim, 2 * self.inner_dim + 2 * self.d_state + num_heads, bias=False)
         direction_args = (self.inner_dim, num_heads, self.d_state, self.d_conv, int(chunk_size), dt_min, dt_max, a_min, a_max)
         self.forward_scan = ScanDirection(*direction_args)
-        self.backward_scan = None if causal else ScanDirection(*direction_args)
+        self.backward_scan = None if causal else ScanDirection(*direction_args, reverse=True)
         self.norm = nn.RMSNorm(self.inner_dim)
         self.drop = nn.Dropout(dropout)
         self.out_proj = nn.Linear(self.inner_dim, dim, bias=False)
@@ -211,17 +215,15 @@ class MambaLayer(SequenceMixer):
         """``in_proj`` output -> gate ``z``, conv input ``(x, B, C)`` and raw step ``dt``."""
         return torch.split(projected, [self.inner_dim, self.inner_dim + 2 * self.d_state, self.num_heads], dim=-1)
 
-    def _output(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        normed = _fused(_gated_rms_norm, z, self.kernel)(y, z, self.norm.weight, self.norm.eps)
+    def _output(self, y: torch.Tensor, z: torch.Tensor, y_reversed: Optional[torch.Tensor] = None) -> torch.Tensor:
+        normed = _fused(_gated_rms_norm, z, self.kernel)(y, z, self.norm.weight, self.norm.eps, y_reversed)
         return self.out_proj(self.drop(normed))
 
     def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         z, xBC, dt_raw = self._split_projection(self.in_proj(x))
         y = self.forward_scan(xBC, dt_raw, mask, self.kernel)
-        if self.backward_scan is not None:
-            flipped_mask = None if mask is None else mask.flip(1)
-            y = y + self.backward_scan(xBC.flip(1), dt_raw.flip(1), flipped_mask, self.kernel).flip(1)
-        return self._output(y, z)
+        y_reversed = None if self.backward_scan is None else self.backward_scan(xBC, dt_raw, mask, self.kernel)
+        return self._output(y, z, y_reversed)
 
     def zero_state(self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None) -> MambaState:
         """The state before the first token (for :meth:`step`)."""

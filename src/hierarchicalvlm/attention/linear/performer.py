@@ -12,7 +12,7 @@ from hierarchicalvlm.utils.checks import check_positive
 
 from ..base import SequenceMixer
 from ..ops.favor import favor_attention, orthogonal_gaussian_projection
-from ..ops.favor_triton import fused_favor_attention, fused_favor_unavailable
+from ..ops.favor_triton import fused_favor_attention, fused_favor_slower, fused_favor_unavailable
 from ..ops.kernel_policy import use_fused
 
 
@@ -37,8 +37,9 @@ class PerformerAttention(SequenceMixer):
     Masking: padded keys get zero features, so they receive no weight; padded outputs are zeroed.
     Precision: features and the attention core run in float32 with autocast off, whatever the input dtype;
     the result is cast back to the dtype of the value projection.
-    GPU path: non-causal layers on CUDA run the fused Triton kernel of :mod:`..ops.favor_triton` (features
-    recomputed in registers, never written to memory); ``kernel: torch`` keeps the PyTorch path.
+    GPU path: non-causal bf16/fp16 layers on CUDA run the fused Triton kernel of :mod:`..ops.favor_triton`
+    (features recomputed in registers, never written to memory); fp32 ones only with ``kernel: fused`` (slower
+    than the PyTorch path there); ``kernel: torch`` keeps the PyTorch path.
     The projection ω is a persistent buffer (saved in checkpoints; synchronised by DDP's buffer broadcast).
     """
 
@@ -96,7 +97,7 @@ class PerformerAttention(SequenceMixer):
             self.step_feature_redraw()
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         unavailable = "causal layers have no fused kernel" if self.causal else fused_favor_unavailable(q)
-        if use_fused(self.kernel, "favor", unavailable):
+        if use_fused(self.kernel, "favor", unavailable, fused_favor_slower(q)):
             out = fused_favor_attention(q, k, v, self.projection, mask)
         else:
             out = favor_attention(q, k, v, self.projection, mask, causal=self.causal, chunk_size=self.chunk_size)

@@ -36,7 +36,7 @@ from typing import Callable, Optional, TypeVar
 
 import torch
 
-from .kernel_policy import use_fused
+from .kernel_policy import compiled_on_cuda, use_fused
 
 try:
     import triton
@@ -82,7 +82,7 @@ class FavorKernelConfig:
 # in the backward, over the H200's 227 KiB.
 TILE_CHOICES: dict[str, tuple[FavorKernelConfig, ...]] = {
     "bf16": (FavorKernelConfig(128, 128, 8, True), FavorKernelConfig(64, 64, 4, True)),
-    "fp32": (FavorKernelConfig(64, 64, 4, False), FavorKernelConfig(32, 64, 4, False)),
+    "fp32": (FavorKernelConfig(32, 64, 4, False), FavorKernelConfig(32, 64, 8, False)),
 }
 # When set, the only tiles used, for every precision (the tuning script and tests pin one this way).
 KERNEL_CONFIG: Optional[FavorKernelConfig] = None
@@ -128,10 +128,22 @@ def fused_favor_unavailable(x: torch.Tensor) -> Optional[str]:
     return None
 
 
+def fused_favor_slower(x: torch.Tensor) -> Optional[str]:
+    """Why ``kernel: auto`` keeps the PyTorch path for ``x`` although the kernel could run it (None: it does not).
+
+    fp32: IEEE fp32 products run on CUDA cores; on an H200 the fused kernel took 47 ms (fastest fp32 tiles, 16K
+    tokens x 8 heads x 64, 256 features, docs/benchmarks/h200/favor_tuning_fp32.json) where the PyTorch path's
+    cuBLAS products take ~28 ms. ``kernel: fused`` still runs it."""
+    if x.dtype == torch.float32:
+        return "in float32 the fused kernel is slower than the PyTorch path (docs/PERFORMANCE.md)"
+    return None
+
+
 def fused_favor_available(x: torch.Tensor) -> bool:
-    """Whether a layer with ``kernel: auto`` takes :func:`fused_favor_attention` for ``x`` (the kernel can run on it,
-    and neither ``HVLM_FAVOR_KERNEL=torch`` nor :func:`.kernel_policy.plain_pytorch_paths` turns it off)."""
-    return use_fused("auto", "favor", fused_favor_unavailable(x))
+    """Whether a layer with ``kernel: auto`` takes :func:`fused_favor_attention` for ``x`` (the kernel can run on it
+    and is the faster path, and neither ``HVLM_FAVOR_KERNEL=torch`` nor :func:`.kernel_policy.plain_pytorch_paths`
+    turns it off)."""
+    return use_fused("auto", "favor", fused_favor_unavailable(x), fused_favor_slower(x))
 
 
 if triton is not None:
@@ -412,6 +424,21 @@ def _options(q: torch.Tensor, w: torch.Tensor, tiles: FavorKernelConfig) -> dict
     )
 
 
+def _merge_splits(
+    states: torch.Tensor, key_sums: torch.Tensor, maxima: torch.Tensor, block_f: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The key state S and sum z from the per-split partials, with one stabiliser per (batch, head): each partial is
+    rescaled to the largest maximum, then summed. Returns ``(S, z, that maximum)``."""
+    key_max = maxima.amax(dim=(1, 2))
+    weights = torch.exp(maxima - key_max[:, None, None]).repeat_interleave(block_f, dim=2)  # (bh, splits, f_pad)
+    return (states * weights[..., None]).sum(dim=1), (key_sums * weights).sum(dim=1), key_max
+
+
+def _row_delta(d_out: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``d_out · out`` per query, in float32 (the softmax-like normaliser's share of the gradient)."""
+    return (d_out.float() * out.float()).sum(dim=-1)
+
+
 def _mask_args(mask: Optional[torch.Tensor], dummy: torch.Tensor) -> tuple[torch.Tensor, int]:
     return (mask, mask.stride(0)) if mask is not None else (dummy, 0)
 
@@ -443,11 +470,7 @@ def _forward_kernels(
         k, v, w, mask_arg, states, key_sums, maxima, *_strides(k), *_strides(v), mask_stride,
         heads, n, d, num_features, per_split, d**-0.5, HAS_MASK=mask is not None, **options,
     )  # fmt: skip
-    # One stabiliser per (batch, head): rescale every partial state to the largest maximum, then sum.
-    key_max = maxima.amax(dim=(1, 2))
-    weights = torch.exp(maxima - key_max[:, None, None]).repeat_interleave(options["BLOCK_F"], dim=2)  # (bh, splits, f_pad)
-    state = (states * weights[..., None]).sum(dim=1)
-    key_sum = (key_sums * weights).sum(dim=1)
+    state, key_sum, key_max = compiled_on_cuda(_merge_splits, q)(states, key_sums, maxima, options["BLOCK_F"])
     out = torch.empty(batch, heads, n, d, device=q.device, dtype=v.dtype)
     row_max, row_den = torch.empty(bh, n, **f32), torch.empty(bh, n, **f32)
     _query_fwd[(bh, num_blocks)](
@@ -506,7 +529,7 @@ def _backward_kernels(
     splits, per_split = _split_grid(bh, num_blocks, q.device)
     f32 = dict(device=q.device, dtype=torch.float32)
     floor = _DENOMINATOR_FLOOR * num_features
-    row_delta = (d_out.float() * out.float()).sum(dim=-1).reshape(bh, n)  # d_out · out per query
+    row_delta = compiled_on_cuda(_row_delta, q)(d_out, out).reshape(bh, n)
     d_q, d_k, d_v = (torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
     _query_bwd_dq[(bh, num_blocks)](
         q, d_out, w, state, key_sum, row_max, row_den, row_delta, d_q, *_strides(q), *_strides(d_out), *_strides(d_q),

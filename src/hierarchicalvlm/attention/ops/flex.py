@@ -41,7 +41,12 @@ def flex_available() -> bool:
 
 
 def _compiled() -> Callable:
-    """``flex_attention`` wrapped in ``torch.compile`` once per process (the fused kernel needs compilation)."""
+    """``flex_attention`` wrapped in ``torch.compile`` once per process (the fused kernel needs compilation).
+
+    Inside a graph that is being compiled (a compiled network), plain ``flex_attention``: the graph compiles it,
+    while calling the compiled wrapper from there is a graph break ("function marked as skipped")."""
+    if torch.compiler.is_compiling():
+        return flex_attention
     global _compiled_flex_attention
     if _compiled_flex_attention is None:
         _compiled_flex_attention = torch.compile(flex_attention)

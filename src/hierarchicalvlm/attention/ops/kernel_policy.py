@@ -2,7 +2,8 @@
 
 Every mechanism has the knob ``kernel`` (``conf/attention/<name>.yaml``, ``attention.kernel=...``):
 
-* ``auto`` (default): the fused kernel wherever it can serve the call, else the plain PyTorch path;
+* ``auto`` (default): the fused kernel wherever it can serve the call and is the faster path, else the plain
+  PyTorch path;
 * ``torch``: always the plain PyTorch path (for SDPA-based mechanisms: SDPA's math kernel);
 * ``fused``: always the fused kernel; a call it cannot serve (CPU tensors, a causal Performer, attention dropout
   under FlexAttention, mamba-ssm not installed, ...) raises instead of falling back silently.
@@ -30,7 +31,9 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
+
+import torch
 
 KERNELS = ("auto", "torch", "fused")
 # SDPA's fused kernels a mechanism may pin, -> names of torch.nn.attention.SDPBackend members
@@ -75,7 +78,7 @@ def _env_kernel(family: str) -> Optional[str]:
     return None if value == "auto" else value
 
 
-def use_fused(kernel: str, family: str, unavailable: Optional[str] = None) -> bool:
+def use_fused(kernel: str, family: str, unavailable: Optional[str] = None, slower: Optional[str] = None) -> bool:
     """Whether a call runs the ``family`` fused kernel (True) or the plain PyTorch path (False).
 
     Args:
@@ -83,11 +86,13 @@ def use_fused(kernel: str, family: str, unavailable: Optional[str] = None) -> bo
         family: ``flex``, ``favor`` or ``ssd`` (names the environment override, if any).
         unavailable: None when the fused kernel can serve this call, else why it cannot (the error of
             ``kernel="fused"``).
+        slower: None, or why the fused kernel, though able to serve this call, is measured slower than the
+            PyTorch path for it: then ``auto`` takes the PyTorch path and only ``fused`` the kernel.
     """
     if not fused_kernels_allowed():
         return False
     kernel = _env_kernel(family) or kernel
-    if kernel == "torch":
+    if kernel == "torch" or (kernel == "auto" and slower is not None and unavailable is None):
         return False
     if unavailable is None:
         return True
@@ -119,3 +124,19 @@ def sdpa_backends(kernel: str, masked: bool, key_length: int, is_cuda: bool) -> 
     if kernel == "fused":
         return fused
     return None if cudnn_safe else fused + ("MATH",)
+
+
+_compiled_functions: dict[Callable, Callable] = {}
+
+
+def compiled_on_cuda(function: Callable, x: torch.Tensor) -> Callable:
+    """``function`` (a plain function of tensors) under ``torch.compile`` when it runs on CUDA tensors like ``x``.
+
+    For the element-wise glue around the Triton kernels, which eager PyTorch runs op by op through memory. Stays
+    eager on CPU (no compiler needed), inside :func:`plain_pytorch_paths` (FLOPs countable), and inside a graph
+    being compiled, which compiles it anyway (calling a compiled function from there would break the graph)."""
+    if not x.is_cuda or not fused_kernels_allowed() or torch.compiler.is_compiling():
+        return function
+    if function not in _compiled_functions:
+        _compiled_functions[function] = torch.compile(function, dynamic=None)
+    return _compiled_functions[function]
