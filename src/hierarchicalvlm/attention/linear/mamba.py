@@ -13,7 +13,7 @@ from hierarchicalvlm.utils.checks import check_positive
 
 from ..base import SequenceMixer
 from ..ops.kernel_policy import compiled_on_cuda
-from ..ops.ssd import selective_scan_reference, ssd_scan, use_fused_scan
+from ..ops.ssd import mamba_ssm_module, selective_scan_reference, ssd_scan, use_fused_scan
 
 
 class MambaState(NamedTuple):
@@ -205,6 +205,7 @@ class MambaLayer(SequenceMixer):
         self.d_state, self.d_conv = int(d_state), int(d_conv)
         self.in_proj = nn.Linear(dim, 2 * self.inner_dim + 2 * self.d_state + num_heads, bias=False)
         direction_args = (self.inner_dim, num_heads, self.d_state, self.d_conv, int(chunk_size), dt_min, dt_max, a_min, a_max)
+        mamba_ssm_module()  # look the optional GPU scan up now, outside any graph that compiles this layer
         self.forward_scan = ScanDirection(*direction_args)
         self.backward_scan = None if causal else ScanDirection(*direction_args, reverse=True)
         self.norm = nn.RMSNorm(self.inner_dim)

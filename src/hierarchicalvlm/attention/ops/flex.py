@@ -16,7 +16,6 @@ row block of 128 queries x n keys would add ~n/128 blocks of work); the caller c
 
 from __future__ import annotations
 
-import functools
 from typing import Callable, Optional
 
 import torch
@@ -63,7 +62,10 @@ def fixed_global_start(n: int, num_global: int, global_at: str) -> int:
     return 0 if global_at == "first" else n - min(num_global, n)
 
 
-@functools.lru_cache(maxsize=32)
+_block_masks: dict[tuple, "BlockMask"] = {}
+_MAX_CACHED_MASKS = 32
+
+
 def local_window_block_mask(
     n: int, half_window: int, causal: bool, device: torch.device, num_global: int = 0, global_at: str = "first"
 ) -> "BlockMask":
@@ -72,7 +74,25 @@ def local_window_block_mask(
     Query ``i`` sees key ``j`` iff ``|i - j| <= half_window`` or ``j`` is one of the ``num_global`` positions
     at ``global_at`` (the first or the last ones); and ``j <= i`` if causal.  Global *queries* are not in
     the mask (see the module docstring).
+
+    A plain dict rather than ``functools.lru_cache``: a compiled network traces through an lru_cache (and would
+    build the mask inside its graph, a graph break), while it reads a dict entry as a constant. So a mask is
+    built once, by the first call of its shape (outside any graph); after that, compiled graphs just use it.
     """
+    key = (n, half_window, causal, device, num_global, global_at)
+    mask = _block_masks.get(key)
+    if mask is None:
+        mask = _build_block_mask(*key)
+        if len(_block_masks) >= _MAX_CACHED_MASKS:
+            _block_masks.pop(next(iter(_block_masks)))
+        _block_masks[key] = mask
+    return mask
+
+
+@torch.compiler.disable
+def _build_block_mask(
+    n: int, half_window: int, causal: bool, device: torch.device, num_global: int, global_at: str
+) -> "BlockMask":
     if not flex_available():
         raise RuntimeError("FlexAttention is not available in this torch build")
     start = fixed_global_start(n, num_global, global_at)

@@ -19,7 +19,6 @@ stays float64), with autocast off, and return ``y`` in the dtype of ``x``.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
 import sys
@@ -201,13 +200,24 @@ def _import_without_package_init(package: str, module: str) -> ModuleType:
     return importlib.import_module(f"{package}.{module}")
 
 
-@functools.lru_cache(maxsize=1)
+_NOT_LOADED = object()
+_mamba_ssm: object = _NOT_LOADED  # the module, None (not importable), or not looked for yet
+
+
 def mamba_ssm_module() -> Optional[ModuleType]:
     """mamba-ssm's ``ops.triton.ssd_combined`` (its fused Triton SSD scan) when importable, else None.
 
     An optional GPU dependency (the ``gpu`` extra, ``make install`` on a machine with a GPU): on a CUDA device it is
     several times faster than the PyTorch chunked scan. Whether a layer uses it is :mod:`.kernel_policy`'s decision
-    (:func:`ssd_scan`)."""
+    (:func:`ssd_scan`). Looked for once, kept in a module global: a compiled network reads the global as a constant
+    (it would trace an ``lru_cache``'s import machinery, a graph break); each layer looks it up when built."""
+    global _mamba_ssm
+    if _mamba_ssm is _NOT_LOADED:
+        _mamba_ssm = _load_mamba_ssm()
+    return _mamba_ssm  # type: ignore[return-value]
+
+
+def _load_mamba_ssm() -> Optional[ModuleType]:
     try:
         import mamba_ssm.ops.triton.ssd_combined as module
     except ImportError:  # not installed, or installed without its compiled CUDA extension
