@@ -32,8 +32,8 @@ def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[
 
     ``weight (channels, 1, K)`` and ``bias`` are a depthwise ``nn.Conv1d``'s, with its cross-correlation order
     (``weight[..., K-1]`` multiplies input t).  Written as K shifted multiply-adds rather than ``F.conv1d``: with a
-    kernel of 4 that is a few element-wise passes, which ``torch.compile`` fuses into one kernel with the gating
-    around it, where cuDNN's depthwise 1-D convolution (and its weight gradient) ran as separate, slower kernels.
+    kernel of 4 that is a few element-wise passes, which ``torch.compile`` fuses into one kernel with the SiLU and
+    splits around it (and likewise in the backward), where a convolution would stay a kernel of its own.
     """
     size, n = weight.shape[-1], x.shape[1]
     taps = weight[:, 0].to(x.dtype)  # (channels, K)
