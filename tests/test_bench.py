@@ -286,3 +286,26 @@ def test_skipped_cases_are_left_out_with_the_reason() -> None:
     cases, not_run = plan_cases(settings(skip=("strided", "no_such_case")))
     assert "strided" not in {c.name for c in cases} and "full" in {c.name for c in cases}
     assert not_run == {"strided": "left out (--skip)"}
+
+
+def test_a_run_stopped_midway_keeps_its_cells_and_renders_as_partial(tmp_path: Path, monkeypatch) -> None:
+    """A time limit (here an interrupt at the third cell) must not lose the cells already measured."""
+    from hierarchicalvlm.benchmark import measure
+
+    measured = measure.run_one
+    calls = []
+
+    def stop_at_the_third(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return measured(*args, **kwargs)
+
+    monkeypatch.setattr(measure, "run_one", stop_at_the_third)
+    out = tmp_path / "bench"
+    with pytest.raises(KeyboardInterrupt):
+        main([*TINY, "--mechanisms", "full,strided", "--isolation", "none", "--out", str(out)])
+    assert [(r["mechanism"], r["length"]) for r in read_rows(out)] == [("full", "64"), ("full", "128")]
+    assert json.loads((out / "meta.json").read_text())["partial"] is True
+    assert main(["--render-only", "--out", str(out)]) == 0
+    assert "**Partial run:** it stopped after 2 of 4 planned cells" in (out / "results.md").read_text()

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 from .cases import case_catalogue
 from .measure import RESULT_PREFIX, CellResult, profile_cell, run_benchmark, run_cell, slugify
-from .report import read_report, write_report
+from .report import read_report, write_data, write_report
 from .settings import (
     DEFAULT_CONF_DIR,
     DEFAULT_RESULTS_ROOT,
@@ -119,6 +119,11 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     )
 
 
+def _out_dir(out: Optional[Path], meta: dict) -> Path:
+    """``--out``, or ``docs/benchmarks/<device name>``."""
+    return Path(out) if out else DEFAULT_RESULTS_ROOT / slugify(meta["device"])
+
+
 def _single(settings: BenchSettings, name: Optional[str], length: Optional[int]) -> CellResult:
     """``--single``: one cell in this (fresh) process."""
     if not name or not length:
@@ -158,12 +163,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(profile_cell(case_catalogue(settings)[args.mechanism], settings, args.length, args.profile))
             return 0
         command = shlex.join(["python", "scripts/bench_attention.py", *(sys.argv[1:] if argv is None else argv)])
-        report = run_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True), command=command)
+        # every cell's result is on disk at once: a run cut off by a time limit renders with --render-only
+        report = run_benchmark(settings, log=lambda line: print(line, file=sys.stderr, flush=True), command=command,
+                               progress=lambda partial: write_data(partial, _out_dir(args.out, partial.meta)))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out_dir = args.out or DEFAULT_RESULTS_ROOT / slugify(report.meta["device"])
-    markdown = write_report(report, Path(out_dir))
+    out_dir = _out_dir(args.out, report.meta)
+    markdown = write_report(report, out_dir)
     print(f"wrote {out_dir}/: results.csv results.md time_vs_length.png memory_vs_length.png meta.json",
           file=sys.stderr)
     print(markdown)

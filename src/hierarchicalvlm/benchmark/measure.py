@@ -355,11 +355,16 @@ def _format_cell_line(result: CellResult) -> str:
 
 
 def run_benchmark(
-    settings: BenchSettings, log: Callable[[str], None] = print, command: Optional[str] = None
+    settings: BenchSettings,
+    log: Callable[[str], None] = print,
+    command: Optional[str] = None,
+    progress: Optional[Callable[[BenchmarkReport], None]] = None,
 ) -> BenchmarkReport:
     """Run every planned case over every length (case-major), then add the derived rows.
 
     ``command``: the command line recorded in ``meta.json`` (default: this process's ``sys.argv``).
+    ``progress``: called after every cell with the run so far (``meta["partial"]`` True), e.g. to save it, so that
+    a run stopped by a time limit keeps its measured cells.
     """
     validate_settings(settings)
     cases, not_run = plan_cases(settings)
@@ -379,6 +384,9 @@ def run_benchmark(
                     skip_reason = f"{spec.name} took {result.fwd_bwd_ms:.0f} ms > {threshold:g} ms at n={length}"
             rows.append(result)
             log(_format_cell_line(result))
+            if progress is not None:
+                meta = collect_meta(settings, cases, not_run, time.perf_counter() - started)
+                progress(BenchmarkReport(settings, list(rows), {**meta, "command": command, "partial": True}, not_run))
     rows += fastest_full_rows(rows)
     meta = collect_meta(settings, cases, not_run, time.perf_counter() - started)
     meta["command"] = command or shlex.join([Path(sys.argv[0]).name if sys.argv[0] else "python", *sys.argv[1:]])

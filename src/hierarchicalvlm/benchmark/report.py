@@ -235,6 +235,10 @@ def render_markdown(report: BenchmarkReport) -> str:
     """``results.md``: settings, the time/memory table, speed-ups with crossovers, memory ratios, baseline pairs."""
     t = _Tables(report)
     lines = _header_lines(report) + _time_memory_lines(t) + _versus_full_lines(t) + _baseline_lines(t, report.meta)
+    if report.meta.get("partial"):
+        planned = len(report.meta.get("cases", [])) * len(report.settings.lengths)
+        lines[1:1] = ["", f"**Partial run:** it stopped after {len(report.rows)} of {planned} planned cells; the "
+                      "cells below are those it measured (the rest are missing, not failed)."]
     if report.not_run:
         lines += ["", "## Not run", ""] + [f"- `{name}`: {reason}" for name, reason in report.not_run.items()]
     failed = [r for r in report.rows if not r.ok and r.status not in ("OOM", "skipped")]
@@ -289,15 +293,21 @@ def plot_results(report: BenchmarkReport, out_dir: Path) -> list[Path]:
     return written
 
 
+def write_data(report: BenchmarkReport, out_dir: Path) -> None:
+    """results.csv and meta.json only: what ``--render-only`` turns into tables and plots (also a partial run's)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(report.rows, out_dir / "results.csv")
+    (out_dir / "meta.json").write_text(json.dumps(report.meta, indent=2, default=str) + "\n")
+
+
 def write_report(report: BenchmarkReport, out_dir: Path, data: bool = True) -> str:
     """Write results.md and the plots (and, with ``data``, results.csv and meta.json) into ``out_dir``.
 
     Returns the markdown.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     if data:
-        write_csv(report.rows, out_dir / "results.csv")
-        (out_dir / "meta.json").write_text(json.dumps(report.meta, indent=2, default=str) + "\n")
+        write_data(report, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report)
     (out_dir / "results.md").write_text(markdown)
     plot_results(report, out_dir)
