@@ -373,6 +373,10 @@ def run_benchmark(
     started = time.perf_counter()
     rows: list[CellResult] = []
     for spec in cases:
+        if settings.device == "cuda":
+            # Each case compiles from scratch (its first length with static shapes, as the baselines' do): layers
+            # share compiled functions (FlexAttention), which an earlier case's lengths had made shape-dynamic.
+            torch._dynamo.reset()
         skip_reason: Optional[str] = None
         for length in settings.lengths:
             if skip_reason:
