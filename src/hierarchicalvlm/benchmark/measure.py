@@ -371,6 +371,8 @@ def run_benchmark(
     if settings.device == "cuda":
         allow_recompiles()
     started = time.perf_counter()
+    # what a partial save records (machine, settings, knobs): collected once, its wall time updated per cell
+    run_meta = {**collect_meta(settings, cases, not_run, 0.0), "command": command, "partial": True} if progress else {}
     rows: list[CellResult] = []
     for spec in cases:
         if settings.device == "cuda":
@@ -389,8 +391,8 @@ def run_benchmark(
             rows.append(result)
             log(_format_cell_line(result))
             if progress is not None:
-                meta = collect_meta(settings, cases, not_run, time.perf_counter() - started)
-                progress(BenchmarkReport(settings, list(rows), {**meta, "command": command, "partial": True}, not_run))
+                partial_meta = {**run_meta, "wall_seconds": round(time.perf_counter() - started, 1)}
+                progress(BenchmarkReport(settings, list(rows), partial_meta, not_run))
     rows += fastest_full_rows(rows)
     meta = collect_meta(settings, cases, not_run, time.perf_counter() - started)
     meta["command"] = command or shlex.join([Path(sys.argv[0]).name if sys.argv[0] else "python", *sys.argv[1:]])

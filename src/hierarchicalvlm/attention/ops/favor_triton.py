@@ -62,7 +62,7 @@ class FavorKernelConfig:
 
     Attributes:
         block_n: sequence positions per tile.
-        block_f: random features per tile (64 or 128: the features are padded to whole chunks of 128).
+        block_f: random features per tile (the features are padded to a multiple of every choice's block_f).
         num_warps: warps per program.
         bf16_products: for bf16/fp16 inputs, run the products of features with values, states and gradients on
             bf16 operands (fp32 accumulation; 2x the TF32 tensor-core rate, half the shared memory). The feature

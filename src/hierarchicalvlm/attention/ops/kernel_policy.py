@@ -92,7 +92,7 @@ def use_fused(kernel: str, family: str, unavailable: Optional[str] = None, slowe
     if not fused_kernels_allowed():
         return False
     kernel = _env_kernel(family) or kernel
-    if kernel == "torch" or (kernel == "auto" and slower is not None and unavailable is None):
+    if kernel == "torch" or (kernel == "auto" and slower is not None):
         return False
     if unavailable is None:
         return True
