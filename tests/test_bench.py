@@ -17,7 +17,7 @@ import torch
 
 from hierarchicalvlm.benchmark import BenchSettings, CaseSpec, CellResult, main, mechanism_config
 from hierarchicalvlm.benchmark.cases import case_catalogue, flex_mask_mod, import_mamba_chunk_scan
-from hierarchicalvlm.benchmark.measure import fastest_full_rows, run_cell_in_subprocess
+from hierarchicalvlm.benchmark.measure import fastest_full_rows, run_cell_in_subprocess, settings_to_argv
 from hierarchicalvlm.benchmark.report import crossover_length, speedup
 from hierarchicalvlm.benchmark.settings import DEFAULT_CONF_DIR, available_mechanisms
 
@@ -118,6 +118,22 @@ def test_single_flag_prints_one_json_result(capsys) -> None:
     payload = json.loads(line[len("BENCH_CELL "):])
     assert payload["mechanism"] == "strided" and payload["status"] == "ok" and payload["fwd_bwd_ms"] > 0
     assert not math.isnan(payload["activation_mib"])
+
+
+def test_compile_layers_runs_each_layer_under_torch_compile_and_says_so() -> None:
+    from hierarchicalvlm.benchmark.cases import layer_workload
+    from hierarchicalvlm.benchmark.report import layer_mode
+
+    compiled = settings(compile_layers=True)
+    workload = layer_workload(torch.nn.Linear(32, 32), compiled, length=16, batch=2)
+    module, run, x = workload.keep
+    assert isinstance(run, torch._dynamo.eval_frame.OptimizedModule) and run._orig_mod is module
+    workload.step()  # compiles, runs forward + backward, frees the gradients
+    assert x.grad is None and module.weight.grad is None
+    eager = layer_workload(torch.nn.Linear(32, 32), settings(), length=16, batch=2)
+    assert eager.keep[1] is eager.keep[0]
+    assert "torch.compile(dynamic=False)" in layer_mode(compiled) and "eager" in layer_mode(settings())
+    assert "--compile-layers" in settings_to_argv(compiled) and "--compile-layers" not in settings_to_argv(settings())
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -23,6 +23,7 @@ from hierarchicalvlm.attention.ops.favor import (
     orthogonal_gaussian_projection,
 )
 from hierarchicalvlm.attention.ops.favor_triton import fused_favor_attention, fused_favor_available
+from hierarchicalvlm.attention.ops.flex import compiled_flex_attention
 from hierarchicalvlm.attention.ops.ssd import mamba_ssm_kernel, ssd_chunked_scan
 
 from .settings import (
@@ -121,10 +122,17 @@ def mechanism_workload(spec: CaseSpec, settings: BenchSettings, length: int, bat
     if spec.backend is not None:
         overrides = {**overrides, spec.mechanism: {**overrides.get(spec.mechanism, {}), "kernel": spec.backend}}
     module = build_mechanism(spec.mechanism, settings.dim, settings.heads, overrides, settings.conf_dir)
+    return layer_workload(module, settings, length, batch)
+
+
+def layer_workload(module: nn.Module, settings: BenchSettings, length: int, batch: int) -> Workload:
+    """A layer (ours or a baseline) on a ``(batch, length, dim)`` input, compiled whole with ``--compile-layers``."""
+    device = settings.device
     module = module.to(device=device, dtype=input_dtype(settings.precision)).train()
+    run = torch.compile(module, dynamic=False) if settings.compile_layers else module
     x = _leaf(batch, length, settings.dim, device=device, dtype=input_dtype(settings.precision))
-    step = make_step(lambda: module(x), [x], [module], lambda: (precision_context(settings.precision, device),))
-    return Workload(step, (module, x))
+    step = make_step(lambda: run(x), [x], [module], lambda: (precision_context(settings.precision, device),))
+    return Workload(step, (module, run, x))
 
 
 def _mechanism_value(name: str, key: str, settings: BenchSettings) -> Any:
@@ -258,19 +266,6 @@ def mamba_ssm_chunk_scan_workload(spec: CaseSpec, settings: BenchSettings, lengt
     return Workload(step, tuple(t.values()))
 
 
-_compiled_flex: Optional[Callable] = None
-
-
-def _compiled_flex_attention() -> Callable:
-    """``flex_attention`` under ``torch.compile``, once per process (the fused kernel needs compilation)."""
-    global _compiled_flex
-    if _compiled_flex is None:
-        from torch.nn.attention.flex_attention import flex_attention
-
-        _compiled_flex = torch.compile(flex_attention)
-    return _compiled_flex
-
-
 def allow_recompiles(limit: int = 64) -> None:
     """Let a sweep recompile FlexAttention for every length and mask.
 
@@ -308,7 +303,7 @@ class FlexMaskedAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        out = _compiled_flex_attention()(q, k, v, block_mask=self.block_mask)
+        out = compiled_flex_attention()(q, k, v, block_mask=self.block_mask)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 
@@ -345,10 +340,7 @@ def flex_workload(spec: CaseSpec, settings: BenchSettings, length: int, batch: i
     device = settings.device
     mask_mod, _ = flex_mask_mod(spec.name, settings)
     module = FlexMaskedAttention(settings.dim, settings.heads, _flex_block_mask(mask_mod, length, device))
-    module = module.to(device=device, dtype=input_dtype(settings.precision)).train()
-    x = _leaf(batch, length, settings.dim, device=device, dtype=input_dtype(settings.precision))
-    step = make_step(lambda: module(x), [x], [module], lambda: (precision_context(settings.precision, device),))
-    return Workload(step, (module, x))
+    return layer_workload(module, settings, length, batch)
 
 
 WORKLOAD_BUILDERS: dict[str, Callable[[CaseSpec, BenchSettings, int, int], Workload]] = {

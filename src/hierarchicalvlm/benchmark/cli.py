@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fla-autotune-configs", type=int, default=4,
                         help="autotune flash-linear-attention's kernels over at most this many configs each (0 = all; "
                         "all of them took minutes per length on an H200)")
+    parser.add_argument("--compile-layers", action="store_true",
+                        help="run every layer row (ours, full and the FlexAttention baselines alike) under "
+                        "torch.compile(dynamic=False), as a compiled training run does; cores stay eager")
     parser.add_argument("--isolation", choices=ISOLATIONS,
                         help="process: each cell in a fresh forked process (host memory); subprocess: each cell via "
                         "--single (slower); none: in-process. default CPU process, GPU none")
@@ -116,6 +119,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         skip_slower_than_ms=args.skip_slower_than,
         threads=args.threads,
         seed=args.seed,
+        compile_layers=args.compile_layers,
     )
 
 

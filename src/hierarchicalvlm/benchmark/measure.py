@@ -300,6 +300,8 @@ def settings_to_argv(settings: BenchSettings) -> list[str]:
     if settings.mamba_ssm_src:
         argv += ["--mamba-ssm-src", settings.mamba_ssm_src]
     argv += ["--fla-autotune-configs", str(settings.fla_autotune_configs)]
+    if settings.compile_layers:
+        argv.append("--compile-layers")
     return argv
 
 

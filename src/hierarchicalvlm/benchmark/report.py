@@ -108,6 +108,14 @@ def _length_label(length: int) -> str:
     return f"{length // 1024}K" if length >= 1024 and length % 1024 == 0 else str(length)
 
 
+def layer_mode(settings: BenchSettings) -> str:
+    """How the layer rows ran: eager, or each whole layer under torch.compile."""
+    if getattr(settings, "compile_layers", False):
+        return ("every layer row (ours, full and the FlexAttention baselines) under `torch.compile(dynamic=False)`, "
+                "as a compiled training run runs it; the core rows eager")
+    return "eager modules (their own kernels compiled inside where they compile them); the core rows eager"
+
+
 def memory_description(settings: BenchSettings) -> str:
     """What the MiB figures of a run mean."""
     if settings.device == "cuda":
@@ -154,6 +162,7 @@ def _header_lines(report: BenchmarkReport) -> list[str]:
         f"precision {settings.precision}",
         "- **Step:** forward of an input that requires grad, loss = out.float().square().mean(), backward; "
         f"median of {settings.repeats} timed calls after {settings.warmup} untimed warm-up call(s)",
+        f"- **Layers:** {layer_mode(settings)}",
         f"- **Memory:** {memory_description(settings)}",
         f"- **Date:** {meta['date']} · wall time {meta['wall_seconds']} s",
         f"- **Command:** `{meta['command']}`",

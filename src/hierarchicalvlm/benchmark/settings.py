@@ -56,6 +56,7 @@ class BenchSettings:
     skip_slower_than_ms: Optional[float] = None
     threads: Optional[int] = None
     seed: int = 0
+    compile_layers: bool = False
 
 
 def available_mechanisms(conf_dir: str | Path = DEFAULT_CONF_DIR) -> list[str]:

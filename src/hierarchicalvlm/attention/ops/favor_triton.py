@@ -391,6 +391,11 @@ if triton is not None:
         _store_rows(dv_base, offs_n, offs_d, n_ok, d_ok, stride_dvn, d_v.to(DV.dtype.element_ty))
 
 
+def _unit_stride_rows(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself when its last dimension has unit stride (the kernels read rows of head_dim), else a copy."""
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
 def _strides(t: torch.Tensor) -> tuple[int, int, int]:
     return t.stride(0), t.stride(1), t.stride(2)
 
@@ -449,6 +454,7 @@ def _favor_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, mask: Optional[torch.Tensor], num_features: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The output, and for the backward: key state S and sum z, key stabiliser, per-query maximum and denominator."""
+    q, k, v = (_unit_stride_rows(t) for t in (q, k, v))  # a compiled caller may hand over any layout
     return run_with_fitting_tiles(lambda tiles: _forward_kernels(q, k, v, w, mask, num_features, tiles), q.dtype, q.device)
 
 
@@ -511,7 +517,7 @@ def _favor_backward(
     row_max: torch.Tensor,
     row_den: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    d_out = d_out if d_out.stride(-1) == 1 else d_out.contiguous()
+    d_out, q, k, v = (_unit_stride_rows(t) for t in (d_out, q, k, v))
     saved = (state, key_sum, key_max, row_max, row_den)
     return run_with_fitting_tiles(
         lambda tiles: _backward_kernels(d_out, out, q, k, v, w, mask, num_features, *saved, tiles), q.dtype, q.device)
@@ -590,7 +596,7 @@ def fused_favor_attention(
         raise ValueError(f"mask must have shape (batch, seq_len) = {(q.shape[0], q.shape[2])}, got {tuple(mask.shape)}")
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+    q, k, v = (_unit_stride_rows(t) for t in (q, k, v))
     num_features, head_dim = projection.shape
     block_d, f_pad = _padded_sizes(head_dim, num_features)
     # ω scaled by d^(-1/4) (so ωᵀx̂ = (ω d^(-1/4))ᵀx), zero-padded to whole tiles

@@ -39,7 +39,7 @@ def flex_available() -> bool:
     return flex_attention is not None
 
 
-def _compiled() -> Callable:
+def compiled_flex_attention() -> Callable:
     """``flex_attention`` wrapped in ``torch.compile`` once per process (the fused kernel needs compilation).
 
     Inside a graph that is being compiled (a compiled network), plain ``flex_attention``: the graph compiles it,
@@ -181,7 +181,7 @@ def flex_local_global_attention(
     num_global = 0 if global_positions is None else global_positions.shape[1]
     block_mask = local_window_block_mask(n, half_window, causal, q.device)
     score_mod = _key_padding_score_mod(key_mask)
-    attend = _compiled() if compiled else flex_attention
+    attend = compiled_flex_attention() if compiled else flex_attention
     if num_global == 0:
         return attend(q, k, v, score_mod=score_mod, block_mask=block_mask)
 
@@ -228,5 +228,5 @@ def flex_static_global_attention(
         ``(B, H, n, d)``.
     """
     block_mask = local_window_block_mask(q.shape[2], half_window, causal, q.device, num_global, global_at)
-    attend = _compiled() if compiled else flex_attention
+    attend = compiled_flex_attention() if compiled else flex_attention
     return attend(q, k, v, score_mod=_key_padding_score_mod(key_mask), block_mask=block_mask)
