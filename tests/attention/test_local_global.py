@@ -284,22 +284,30 @@ def test_invalid_global_tokens_are_rejected_at_construction(knobs: dict, message
 
 @needs_flex
 @pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*")
+@pytest.mark.parametrize("global_rows", [False, True], ids=["global-keys", "global-keys-and-rows"])
 @pytest.mark.parametrize("global_tokens, causal", FIXED_GLOBALS, ids=FIXED_IDS)
 @pytest.mark.parametrize("n, half, g", [(37, 4, 3), (300, 20, 6)], ids=["one-block", "blocks"])
 def test_flex_static_global_mask_matches_reference_eagerly_on_cpu(
-    global_tokens: str, causal: bool, n: int, half: int, g: int
+    global_tokens: str, causal: bool, n: int, half: int, g: int, global_rows: bool
 ) -> None:
     """One FlexAttention call with the static window | fixed-global-keys mask (run unfused on CPU, forward only:
-    FlexAttention has no CPU backward) equals dense attention; globals inside a query's window count once."""
+    FlexAttention has no CPU backward) equals dense attention; globals inside a query's window count once. With
+    ``global_rows`` the global queries' rows (every key; earlier ones if causal) are in the same call."""
     gen = torch.Generator().manual_seed(4)
     b, h, d = 2, 2, 8
     q, k, v = (torch.randn(b, h, n, d, generator=gen) for _ in range(3))
     mask = summary_padding_mask(b, n, gen)
-    allowed = window_and_global_keys_mask(n, half, fixed_positions(b, n, g, global_tokens), causal)
+    positions = fixed_positions(b, n, g, global_tokens)
+    if global_rows:
+        allowed = local_global_mask(n, 2 * half, positions, causal)
+    else:
+        allowed = window_and_global_keys_mask(n, half, positions, causal)
     real = mask[:, None, :, None]
     with torch.no_grad():
-        out = flex_static_global_attention(q, k, v, half, g, global_tokens, causal, mask, compiled=False)
-        unpadded = flex_static_global_attention(q, k, v, half, g, global_tokens, causal, None, compiled=False)
+        out = flex_static_global_attention(
+            q, k, v, half, g, global_tokens, causal, mask, compiled=False, global_rows=global_rows)
+        unpadded = flex_static_global_attention(
+            q, k, v, half, g, global_tokens, causal, None, compiled=False, global_rows=global_rows)
     assert relative_error(out * real, dense_attention(q, k, v, with_key_padding(allowed, mask)) * real) <= TOL
     assert relative_error(unpadded, dense_attention(q, k, v, allowed)) <= TOL
 
@@ -320,21 +328,28 @@ STATIC, MERGED = "flex_static_global_attention", "flex_local_global_attention"
 
 @needs_flex
 @pytest.mark.filterwarnings("ignore:.*flex_attention called without torch.compile.*")
+@pytest.mark.parametrize("rows_in_mask", [True, False], ids=["rows-in-mask", "rows-beside"])
 @pytest.mark.parametrize(
     "global_tokens, causal, kernel",
     [*((*case, STATIC) for case in FIXED_GLOBALS), ("learned", False, MERGED), ("learned", True, STATIC)],
     ids=[*FIXED_IDS, "learned", "learned-causal"],
 )
 def test_layer_routes_through_the_matching_flex_kernel(
-    global_tokens: str, causal: bool, kernel: str, monkeypatch: pytest.MonkeyPatch
+    global_tokens: str, causal: bool, kernel: str, rows_in_mask: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where FlexAttention serves the call, fixed globals (and causal ``learned``, whose globals are the leading
-    tokens) take the one-kernel static path (global rows written by slice/cat), non-causal ``learned`` the merged
-    path; the layer's forward equals the dense reference either way."""
+    tokens) take the one-kernel static path — with the global rows in its mask up to
+    ``global_rows_in_mask_max_len`` tokens, written by slice/cat beside it above — and non-causal ``learned`` the
+    merged path; the layer's forward equals the dense reference every way."""
     called: list[str] = []
     for name in (STATIC, MERGED):
         monkeypatch.setattr(local_global_module, name, eager_and_recorded(name, called))
     monkeypatch.setattr(LocalGlobalAttention, "backend_for", lambda self, x: "flex")
+    monkeypatch.setattr(LocalGlobalAttention, "global_rows_in_mask_max_len", 10_000 if rows_in_mask else 0)
+    rows_written = []
+    write_rows = LocalGlobalAttention._write_global_rows
+    monkeypatch.setattr(LocalGlobalAttention, "_write_global_rows",
+                        lambda self, *args: rows_written.append(1) or write_rows(self, *args))
     gen = torch.Generator().manual_seed(6)
     torch.manual_seed(6)
     module = LocalGlobalAttention(16, 2, window_size=8, num_global_tokens=3, causal=causal, global_tokens=global_tokens)
@@ -343,6 +358,7 @@ def test_layer_routes_through_the_matching_flex_kernel(
     with torch.no_grad():
         out, ref = module(x, mask), local_global_reference(module, x, mask)
     assert called == [kernel]
+    assert bool(rows_written) == (kernel == MERGED or not rows_in_mask)
     assert relative_error(out, ref) <= TOL
 
 
@@ -365,11 +381,15 @@ def test_cuda_flex_path_matches_dense_reference_bf16(causal: bool, n: int, num_g
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("global_tokens, causal", FIXED_GLOBALS, ids=FIXED_IDS)
-@pytest.mark.parametrize("n, num_global, window", [(300, 4, 64), (2000, 16, 512), (1500, 130, 300)])
+@pytest.mark.parametrize("n, num_global, window, rows_in_mask", [
+    (300, 4, 64, True), (2000, 16, 512, True), (2000, 16, 512, False), (1500, 130, 300, False)])
 def test_cuda_static_flex_path_matches_dense_reference_bf16(
-    global_tokens: str, causal: bool, n: int, num_global: int, window: int
+    global_tokens: str, causal: bool, n: int, num_global: int, window: int, rows_in_mask: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Fixed global tokens: the one-kernel static block mask, with globals spanning more than one 128-token block."""
+    """Fixed global tokens: the one-kernel static block mask, with globals spanning more than one 128-token block,
+    their query rows in the mask (short sequences) or computed beside it (long ones)."""
+    monkeypatch.setattr(LocalGlobalAttention, "global_rows_in_mask_max_len", 10**9 if rows_in_mask else 0)
     torch.manual_seed(n)
     module = LocalGlobalAttention(
         128, 4, window_size=window, num_global_tokens=num_global, causal=causal, global_tokens=global_tokens

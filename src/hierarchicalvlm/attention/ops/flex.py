@@ -10,8 +10,9 @@ Padding is applied element-wise by a ``score_mod`` only when the batch has paddi
 
 Global keys at *fixed* positions (the first or the last g tokens, :func:`flex_static_global_attention`)
 need no merge: they are part of the static block mask (``in_window | kv is global``), so window and
-global keys are one FlexAttention call.  The g global *query* rows stay outside the block mask (a full
-row block of 128 queries x n keys would add ~n/128 blocks of work); the caller computes them densely.
+global keys are one FlexAttention call.  The g global *query* rows can join the mask too (``global_rows``):
+then one call is the whole pattern, but their row block walks all n/128 key blocks alone, a straggler that
+grows with n; so long sequences keep those rows outside and the caller computes them densely.
 """
 
 from __future__ import annotations
@@ -67,19 +68,20 @@ _MAX_CACHED_MASKS = 32
 
 
 def local_window_block_mask(
-    n: int, half_window: int, causal: bool, device: torch.device, num_global: int = 0, global_at: str = "first"
+    n: int, half_window: int, causal: bool, device: torch.device, num_global: int = 0, global_at: str = "first",
+    global_rows: bool = False,
 ) -> "BlockMask":
     """Static block mask of the sliding window over ``n`` queries and keys, plus fixed global keys (cached).
 
     Query ``i`` sees key ``j`` iff ``|i - j| <= half_window`` or ``j`` is one of the ``num_global`` positions
-    at ``global_at`` (the first or the last ones); and ``j <= i`` if causal.  Global *queries* are not in
-    the mask (see the module docstring).
+    at ``global_at`` (the first or the last ones); and ``j <= i`` if causal.  Global *queries* are in the mask
+    only with ``global_rows`` (then a global query sees every key, ``j <= i`` if causal; see the module docstring).
 
     A plain dict rather than ``functools.lru_cache``: a compiled network traces through an lru_cache (and would
     build the mask inside its graph, a graph break), while it reads a dict entry as a constant. So a mask is
     built once, by the first call of its shape (outside any graph); after that, compiled graphs just use it.
     """
-    key = (n, half_window, causal, device, num_global, global_at)
+    key = (n, half_window, causal, device, num_global, global_at, global_rows)
     mask = _block_masks.get(key)
     if mask is None:
         mask = _build_block_mask(*key)
@@ -91,7 +93,7 @@ def local_window_block_mask(
 
 @torch.compiler.disable
 def _build_block_mask(
-    n: int, half_window: int, causal: bool, device: torch.device, num_global: int, global_at: str
+    n: int, half_window: int, causal: bool, device: torch.device, num_global: int, global_at: str, global_rows: bool
 ) -> "BlockMask":
     if not flex_available():
         raise RuntimeError("FlexAttention is not available in this torch build")
@@ -102,6 +104,8 @@ def _build_block_mask(
         allowed = (q_idx - kv_idx).abs() <= half_window
         if stop > start:
             allowed = allowed | ((kv_idx >= start) & (kv_idx < stop))
+            if global_rows:
+                allowed = allowed | ((q_idx >= start) & (q_idx < stop))
         return allowed & (kv_idx <= q_idx) if causal else allowed
 
     return create_block_mask(mask_mod, B=None, H=None, Q_LEN=n, KV_LEN=n, device=device, _compile=device.type == "cuda")
@@ -208,6 +212,7 @@ def flex_static_global_attention(
     causal: bool = False,
     key_mask: Optional[torch.Tensor] = None,
     compiled: bool = True,
+    global_rows: bool = False,
 ) -> torch.Tensor:
     """Sliding window plus global keys at fixed positions, in ONE FlexAttention call with a static block mask.
 
@@ -215,7 +220,10 @@ def flex_static_global_attention(
     or last (``"last"``) ``min(num_global, n)`` positions; and ``j <= i`` if causal.  A global key inside the
     window counts once (one mask).  Padded keys are hidden except a query's own.  Same result as
     :func:`flex_local_global_attention` with those positions, without the dense global columns and the
-    log-sum-exp merge.  Global *queries* are the caller's job (as there).  No attention dropout.
+    log-sum-exp merge.  Global *queries* are the caller's job (as there), unless ``global_rows``: then their rows
+    are in the mask too (each sees every key; ``j <= i`` if causal) and the call is the whole pattern. That costs
+    their 128-row block a walk over all ``n / 128`` key blocks, which a short sequence hides and a long one does not
+    (:class:`~hierarchicalvlm.attention.sparse.local_global.LocalGlobalAttention` chooses).  No attention dropout.
 
     Args:
         q, k, v: ``(B, H, n, d)``, all of one dtype.
@@ -227,6 +235,6 @@ def flex_static_global_attention(
     Returns:
         ``(B, H, n, d)``.
     """
-    block_mask = local_window_block_mask(q.shape[2], half_window, causal, q.device, num_global, global_at)
+    block_mask = local_window_block_mask(q.shape[2], half_window, causal, q.device, num_global, global_at, global_rows)
     attend = compiled_flex_attention() if compiled else flex_attention
     return attend(q, k, v, score_mod=_key_padding_score_mod(key_mask), block_mask=block_mask)

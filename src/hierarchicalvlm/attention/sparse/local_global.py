@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import ClassVar, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +106,8 @@ class LocalGlobalAttention(SequenceMixer):
     Kernels (``kernel``, see :mod:`..ops.kernel_policy`): on CUDA a fused FlexAttention kernel with a
     cached block mask (no attention dropout there, so dropout > 0 in training uses the blocked path);
     elsewhere, or with ``kernel="torch"``, a blocked sliding window in pure PyTorch.  Both compute
-    the same pattern.  Either way the global tokens' own rows are one small dense ``(g x n)`` call.
+    the same pattern.  The global tokens' own rows are one small dense ``(g x n)`` call, except for fixed
+    globals on the FlexAttention path up to ``global_rows_in_mask_max_len`` tokens, where they are in the mask.
 
     Args:
         dim: model width; ``num_heads`` must divide it.
@@ -120,6 +121,12 @@ class LocalGlobalAttention(SequenceMixer):
     """
 
     supports_causal = True
+    # Fixed global tokens on the FlexAttention path: up to this length their query rows are part of the one
+    # static-mask kernel (exactly FlexAttention with the layer's mask); longer, that row block's walk over all
+    # n/128 key blocks costs more than computing the g rows densely beside the kernel. Measured on an H200
+    # (docs/PERFORMANCE.md, issue 14): in the mask 8.2 / 13.4 / 19.2 ms, beside it 10.6 / 14.0 / 16.4 ms at
+    # 4K / 16K / 64K tokens.
+    global_rows_in_mask_max_len: ClassVar[int] = 16384
 
     def __init__(
         self,
@@ -198,7 +205,11 @@ class LocalGlobalAttention(SequenceMixer):
         backend = self.backend_for(x)
         if backend == "flex" and self.global_at is not None:  # fixed positions: one static-mask kernel
             count = 0 if positions is None else positions.shape[1]
-            out = flex_static_global_attention(q, k, v, self.half_window, count, self.global_at, self.causal, mask)
+            rows_in_mask = count > 0 and x.shape[1] <= self.global_rows_in_mask_max_len
+            out = flex_static_global_attention(
+                q, k, v, self.half_window, count, self.global_at, self.causal, mask, global_rows=rows_in_mask)
+            if rows_in_mask:
+                positions = None  # the kernel computed the global rows too
         elif backend == "flex":
             out = flex_local_global_attention(q, k, v, self.half_window, self.causal, mask, positions)
         else:
