@@ -123,9 +123,9 @@ class LocalGlobalAttention(SequenceMixer):
     supports_causal = True
     # Fixed global tokens on the FlexAttention path: up to this length their query rows are part of the one
     # static-mask kernel (exactly FlexAttention with the layer's mask); longer, that row block's walk over all
-    # n/128 key blocks costs more than computing the g rows densely beside the kernel. Measured on an H200
-    # (docs/PERFORMANCE.md, issue 14): in the mask 8.2 / 13.4 / 19.2 ms, beside it 10.6 / 14.0 / 16.4 ms at
-    # 4K / 16K / 64K tokens.
+    # n/128 key blocks costs more than computing the g rows densely beside the kernel. On an H200 (window 512,
+    # 16 globals, 131K tokens per step; docs/PERFORMANCE.md, issue 14): FlexAttention with the whole mask took
+    # 8.2 / 13.4 / 19.2 ms at 4K / 16K / 64K tokens, the layer with the rows beside it 10.6 / 14.0 / 16.4 ms.
     global_rows_in_mask_max_len: ClassVar[int] = 16384
 
     def __init__(
