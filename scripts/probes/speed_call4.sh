@@ -3,11 +3,7 @@
 # local / local_global against the FlexAttention baseline with dynamo reset between cases, then profiles single cells
 # (local_global and its baseline at 4K and 16K, performer at 16K). Small files only, one tarball.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 WANDB_MODE=disabled
-mkdir -p logs/gpu
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > logs/gpu/card.txt 2>&1
-python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" >> logs/gpu/card.txt 2>&1
+source scripts/probes/device_setup.sh
 ( CUDA_VISIBLE_DEVICES=1 timeout "${TEST_SECONDS:-330}" python3 -m pytest -m gpu -v -rA --durations=0 \
     -p no:cacheprovider tests > logs/gpu/suite.log 2>&1; echo "exit $?" >> logs/gpu/suite.log ) &
 (

@@ -4,11 +4,7 @@
 # GPU suite, then the layers under torch.compile (part B: local, local_global and the FlexAttention baseline).
 # Small files only, one tarball.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 WANDB_MODE=disabled
-mkdir -p logs/gpu
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > logs/gpu/card.txt 2>&1
-python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" >> logs/gpu/card.txt 2>&1
+source scripts/probes/device_setup.sh
 BENCH="python3 scripts/bench_attention.py --device cuda --batch-tokens 131072 --lengths 4096,16384,65536"
 KNOBS="--set full.kernel=cudnn --set local.window_size=512 --set local_global.window_size=512
  --set local_global.num_global_tokens=16 --set local_global.global_tokens=first --set performer.num_features=256

@@ -2,11 +2,7 @@
 # Issue 14, 2026-12-01, the final code on one H200: the issue's benchmark command, eager layers, every row and every
 # external baseline, one complete run (the GPU suite runs in its own call: speed_call7.sh). Small files only.
 set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=/tmp/site:$PWD/src PYTHONUNBUFFERED=1 WANDB_MODE=disabled
-mkdir -p logs/gpu
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > logs/gpu/card.txt 2>&1
-python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" >> logs/gpu/card.txt 2>&1
+source scripts/probes/device_setup.sh
 date -u +"bench start %H:%M:%S" > logs/gpu/times.txt
 timeout "${BENCH_SECONDS:-520}" python3 scripts/bench_attention.py --device cuda --batch-tokens 131072 \
     --lengths 4096,16384,65536 --mechanisms full,local,local_global,strided,performer,mamba --set full.kernel=cudnn \
