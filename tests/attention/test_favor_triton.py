@@ -146,6 +146,28 @@ def test_compiled_graph_keeps_the_kernel_without_a_break() -> None:
         assert torch.allclose(actual, expected)
 
 
+def test_inductor_compiled_layer_math_matches_eager_forward_and_backward() -> None:
+    """Under Inductor (not only aot_eager) the layouts the ops' fakes declare are the ones the real kernels write
+    (Inductor asserts them), and a head merge and projection after the op give eager's values and gradients."""
+    gen = torch.Generator().manual_seed(4)
+    projection = orthogonal_gaussian_projection(32, 16, generator=gen).to(DEVICE)
+    qkv = torch.randn(2, 48, 3 * 4 * 16, generator=gen).to(DEVICE).requires_grad_()
+    weight = torch.randn(64, 64, generator=gen).to(DEVICE)
+
+    def layer_math(qkv):
+        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=4)
+        return rearrange(fused_favor_attention(q, k, v, projection), "b h n d -> b n (h d)") @ weight
+
+    torch._dynamo.reset()
+    compiled = torch.compile(layer_math, fullgraph=True)
+    expected = layer_math(qkv)
+    actual = compiled(qkv)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), [qkv])
+    (actual_grad,) = torch.autograd.grad(actual.square().sum(), [qkv])
+    assert relative_error(actual, expected) < 1e-5
+    assert relative_error(actual_grad, expected_grad) < 1e-5
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not ON_GPU, reason="needs a CUDA device")
 def test_layer_takes_the_fused_path_on_gpu_in_bf16_and_matches_the_pytorch_path(monkeypatch) -> None:
