@@ -304,6 +304,23 @@ def test_skipped_cases_are_left_out_with_the_reason() -> None:
     assert not_run == {"strided": "left out (--skip)"}
 
 
+def test_a_skipped_baseline_is_never_imported(monkeypatch) -> None:
+    """Planning a GPU run probes each external baseline by importing it, except those --skip leaves out."""
+    from hierarchicalvlm.benchmark import cases as cases_module
+
+    baselines = ("flex_local_global", "flex_strided", "fla_chunk_linear_attn", "mamba_ssm_chunk_scan")
+    catalogue = {name: CaseSpec(name, "baseline", "layer", name) for name in baselines}
+    probed: list[str] = []
+    monkeypatch.setattr(cases_module, "case_catalogue", lambda settings: catalogue)
+    monkeypatch.setattr(cases_module, "baseline_unavailable_reason",
+                        lambda family, settings: probed.append(family) or None)
+    planned, not_run = cases_module.plan_cases(
+        settings(device="cuda", mechanisms=(), baselines=True, skip=("fla_chunk_linear_attn", "mamba_ssm_chunk_scan")))
+    assert probed == ["flex_local_global", "flex_strided"]
+    assert [c.name for c in planned] == ["flex_local_global", "flex_strided"]
+    assert not_run == {name: "left out (--skip)" for name in ("fla_chunk_linear_attn", "mamba_ssm_chunk_scan")}
+
+
 def test_a_run_stopped_midway_keeps_its_cells_and_renders_as_partial(tmp_path: Path, monkeypatch) -> None:
     """A time limit (here an interrupt at the third cell) must not lose the cells already measured."""
     from hierarchicalvlm.benchmark import measure

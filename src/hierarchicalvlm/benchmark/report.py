@@ -110,7 +110,7 @@ def _length_label(length: int) -> str:
 
 def layer_mode(settings: BenchSettings) -> str:
     """How the layer rows ran: eager, or each whole layer under torch.compile."""
-    if getattr(settings, "compile_layers", False):
+    if settings.compile_layers:
         return ("every layer row (ours, full and the FlexAttention baselines) under `torch.compile(dynamic=False)`, "
                 "as a compiled training run runs it; the core rows eager")
     return "eager modules (their own kernels compiled inside where they compile them); the core rows eager"
