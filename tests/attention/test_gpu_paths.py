@@ -21,12 +21,20 @@ pytestmark = [
 ]
 
 NAMES = mechanism_names()
+# every mechanism as its YAML builds it, and the other choices of knobs that switch to different GPU code
+VARIANTS = {"mamba": ({"bidirectional_scan": "two_scans"}, {"bidirectional_scan": "split_heads"})}
+CASES = [
+    pytest.param(name, knobs, id="-".join([name, *map(str, knobs.values())]))
+    for name in NAMES
+    for knobs in VARIANTS.get(name, ({},))
+]
 # bf16 has 8 bits of mantissa: relative errors of a few 1e-3 per op accumulate over projections and softmax
 TOLERANCE = {torch.float32: 2e-3, torch.bfloat16: 3e-2}
 
 
-def build(name: str):
-    knobs = {"window_size": 64} if "window_size" in mechanism_config(name) else {}
+def build(name: str, **knobs):
+    if "window_size" in mechanism_config(name):
+        knobs = {"window_size": 64, **knobs}
     torch.manual_seed(0)
     return build_mechanism(name, dim=128, num_heads=2, **knobs).eval()
 
@@ -36,11 +44,11 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
-@pytest.mark.parametrize("name", NAMES)
-def test_gpu_path_matches_cpu_float64(name: str, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("name, knobs", CASES)
+def test_gpu_path_matches_cpu_float64(name: str, knobs: dict, dtype: torch.dtype) -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    cpu = build(name).double()
+    cpu = build(name, **knobs).double()
     gpu = copy.deepcopy(cpu).to("cuda", dtype)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(2, 700, 128, generator=gen, dtype=torch.float64)
@@ -64,8 +72,10 @@ def test_gpu_path_matches_cpu_float64(name: str, dtype: torch.dtype) -> None:
             assert rel(p_gpu.grad, p_cpu.grad) < 4 * tol, f"{name}.{pname} gradient differs on the GPU"
 
 
-def test_mamba_ssm_kernel_matches_the_sequential_recurrence() -> None:
-    """mamba-ssm's scan through our custom ops (forward and backward) against the sequential recurrence in float64."""
+@pytest.mark.parametrize("groups", [0, 2], ids=["shared-B-C", "two-groups"])
+def test_mamba_ssm_kernel_matches_the_sequential_recurrence(groups: int) -> None:
+    """mamba-ssm's scan through our custom ops (forward and backward) against the sequential recurrence in float64;
+    B and C shared by all heads ``(B, N, S)`` or by groups of heads ``(B, N, G, S)``."""
     from hierarchicalvlm.attention.ops.ssd import mamba_ssm_module, selective_scan_reference, ssd_scan
 
     if mamba_ssm_module() is None:
@@ -76,7 +86,8 @@ def test_mamba_ssm_kernel_matches_the_sequential_recurrence() -> None:
     dt = torch.rand(b, n, h, generator=gen) * 0.1
     dt[1, 200:] = 0.0  # padding: the state passes through unchanged
     A = -torch.rand(h, generator=gen) - 0.5
-    B, C = torch.randn(b, n, s, generator=gen), torch.randn(b, n, s, generator=gen)
+    group_shape = (groups,) if groups else ()
+    B, C = torch.randn(b, n, *group_shape, s, generator=gen), torch.randn(b, n, *group_shape, s, generator=gen)
     D = torch.randn(h, generator=gen)
     weight = torch.randn(b, n, h, p, generator=gen, dtype=torch.float64)
     reference = [t.double().requires_grad_(True) for t in (x, dt, A, B, C, D)]

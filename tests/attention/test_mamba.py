@@ -103,12 +103,41 @@ def test_scan_rejects_mismatched_shapes() -> None:
         ssd_chunked_scan(x, dt, A, B, C, 0)
 
 
+@pytest.mark.parametrize("groups", [2, 3])
+def test_grouped_chunked_scan_equals_reference_forward_and_backward(groups: int) -> None:
+    """B and C shared by groups of consecutive heads (a split-heads bidirectional layer's two directions)."""
+    generator = torch.Generator().manual_seed(groups)
+    x, dt, A, _, _, D, initial_state = random_scan_inputs(2, 23, 6, 4, 5, generator=generator)
+    B, C = torch.randn(2, 23, groups, 5, generator=generator), torch.randn(2, 23, groups, 5, generator=generator)
+    inputs = [t.requires_grad_() for t in (x, dt, A, B, C, D, initial_state)]
+    y_fast, state_fast = ssd_chunked_scan(*inputs[:5], 8, D=inputs[5], initial_state=inputs[6], return_final_state=True)
+    y_ref, state_ref = selective_scan_reference(*inputs[:5], D=inputs[5], initial_state=inputs[6], return_final_state=True)
+    assert relative_error(y_fast, y_ref) <= 1e-5 and relative_error(state_fast, state_ref) <= 1e-5
+    upstream = torch.randn(y_ref.shape, generator=generator)
+    for name, fast, ref in zip("x dt A B C D initial_state".split(), torch.autograd.grad((y_fast * upstream).sum(), inputs),
+                               torch.autograd.grad((y_ref * upstream).sum(), inputs)):
+        assert relative_error(fast, ref) <= 1e-5, f"gradient of {name} differs"
+    # each group is its own scan: group g's heads equal a one-group scan of those heads with B[:, :, g], C[:, :, g]
+    per_group = 6 // groups
+    for g in range(groups):
+        heads = slice(g * per_group, (g + 1) * per_group)
+        alone = selective_scan_reference(x[:, :, heads], dt[:, :, heads], A[heads], B[:, :, g], C[:, :, g], D=D[heads],
+                                         initial_state=initial_state[:, heads])
+        torch.testing.assert_close(y_ref[:, :, heads], alone)
+    with pytest.raises(ValueError, match="groups must divide"):
+        ssd_chunked_scan(x, dt, A, B[:, :, :1].expand(2, 23, 4, 5), C[:, :, :1].expand(2, 23, 4, 5), 8)
+
+
 # ----------------------------------------------------------------------------- the layer
 
 
-def small_layer(causal: bool, chunk_size: int = 8) -> MambaLayer:
+def small_layer(causal: bool, chunk_size: int = 8, bidirectional_scan: str = "two_scans") -> MambaLayer:
     torch.manual_seed(0)  # the same weights for every chunk size
-    return MambaLayer(dim=32, num_heads=4, d_state=8, chunk_size=chunk_size, causal=causal).eval()
+    return MambaLayer(dim=32, num_heads=4, d_state=8, chunk_size=chunk_size, causal=causal,
+                      bidirectional_scan=bidirectional_scan).eval()
+
+
+BIDIRECTIONAL = pytest.mark.parametrize("bidirectional_scan", ["two_scans", "split_heads"])
 
 
 def test_causal_layer_does_not_see_the_future() -> None:
@@ -120,17 +149,18 @@ def test_causal_layer_does_not_see_the_future() -> None:
     assert x.grad[:, :13].abs().amax(dim=-1).min() > 0  # ...but on every earlier input
 
 
-def test_bidirectional_layer_sees_the_future() -> None:
-    layer = small_layer(causal=False)
+@BIDIRECTIONAL
+def test_bidirectional_layer_sees_the_future(bidirectional_scan: str) -> None:
+    layer = small_layer(causal=False, bidirectional_scan=bidirectional_scan)
     x = torch.randn(2, 27, 32, requires_grad=True)
     layer(x)[:, :13].sum().backward()
     assert x.grad[:, 13:].abs().amax(dim=-1).min() > 0  # every future input reaches the first outputs
     assert x.grad[:, :13].abs().amax(dim=-1).min() > 0
 
 
-@pytest.mark.parametrize("causal", [True, False])
-def test_padding_does_not_change_real_outputs(causal: bool) -> None:
-    layer = small_layer(causal=causal)
+@pytest.mark.parametrize("causal, bidirectional_scan", [(True, "two_scans"), (False, "two_scans"), (False, "split_heads")])
+def test_padding_does_not_change_real_outputs(causal: bool, bidirectional_scan: str) -> None:
+    layer = small_layer(causal=causal, bidirectional_scan=bidirectional_scan)
     x = torch.randn(2, 19, 32)
     reference = layer(x)
     junk = 10 * torch.randn(2, 6, 32)
@@ -158,18 +188,67 @@ def test_step_reproduces_the_full_sequence_output() -> None:
         layer.step(x[:, :2])
 
 
-def test_chunk_size_changes_speed_not_the_result() -> None:
+@BIDIRECTIONAL
+def test_chunk_size_changes_speed_not_the_result(bidirectional_scan: str) -> None:
     x = torch.randn(1, 30, 32)
-    outputs = [small_layer(causal=False, chunk_size=chunk_size)(x) for chunk_size in (4, 7, 64)]
+    outputs = [small_layer(False, chunk_size, bidirectional_scan)(x) for chunk_size in (4, 7, 64)]
     for out in outputs[1:]:
         torch.testing.assert_close(out, outputs[0], rtol=1e-5, atol=1e-5)
 
 
-def test_layer_gradients_reach_every_parameter() -> None:
-    layer = small_layer(causal=False)
+@BIDIRECTIONAL
+def test_layer_gradients_reach_every_parameter(bidirectional_scan: str) -> None:
+    layer = small_layer(causal=False, bidirectional_scan=bidirectional_scan)
     layer(torch.randn(2, 11, 32)).square().mean().backward()
     missing = [name for name, p in layer.named_parameters() if p.grad is None or p.grad.abs().max() == 0]
     assert not missing, f"no gradient for {missing}"
+
+
+def test_split_heads_layer_is_a_forward_and_a_backward_recurrence() -> None:
+    """split_heads against its definition, written out in float64: the first half of the heads run the sequential
+    recurrence left to right over (x_fwd, B_fwd, C_fwd), the second half right to left over (x_bwd, B_bwd, C_bwd),
+    each after its channels' causal conv in its own time order; forward and input gradient."""
+    layer = small_layer(causal=False, bidirectional_scan="split_heads").double()
+    x = torch.randn(2, 21, 32, dtype=torch.float64, requires_grad=True)
+    scan = layer.forward_scan
+    inner, heads, state, half = layer.inner_dim, layer.num_heads, layer.d_state, layer.num_heads // 2
+    z, xBC, dt_raw = torch.split(layer.in_proj(x), [inner, inner + 4 * state, heads], dim=-1)
+    head_dim = inner // heads
+
+    def direction(first_head: int, group: int, reverse: bool) -> torch.Tensor:
+        own_heads = slice(first_head, first_head + half)
+        columns = torch.cat([torch.arange(first_head * head_dim, (first_head + half) * head_dim),  # x
+                             inner + group * state + torch.arange(state),  # B of this direction
+                             inner + (2 + group) * state + torch.arange(state)])  # C
+        inputs, dt = xBC[..., columns], dt_raw[..., own_heads]
+        if reverse:
+            inputs, dt = inputs.flip(1), dt.flip(1)
+        conv = F.conv1d(F.pad(inputs.transpose(1, 2), (layer.d_conv - 1, 0)), scan.conv.weight[columns],
+                        scan.conv.bias[columns], groups=len(columns)).transpose(1, 2)
+        xs, B, C = torch.split(F.silu(conv), [half * head_dim, state, state], dim=-1)
+        y = selective_scan_reference(xs.unflatten(-1, (half, head_dim)), F.softplus(dt + scan.dt_bias[own_heads]),
+                                     -torch.exp(scan.A_log[own_heads]), B, C, D=scan.D[own_heads])
+        return y.flip(1) if reverse else y
+
+    y = torch.cat([direction(0, 0, False), direction(half, 1, True)], dim=2)
+    expected = layer.out_proj(F.rms_norm(y.flatten(-2) * F.silu(z), (inner,), layer.norm.weight, layer.norm.eps))
+    out = layer(x)
+    torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-10)
+    upstream = torch.randn_like(out)
+    (grad_layer,) = torch.autograd.grad((out * upstream).sum(), x)
+    (grad_reference,) = torch.autograd.grad((expected * upstream).sum(), x)
+    torch.testing.assert_close(grad_layer, grad_reference, rtol=1e-9, atol=1e-10)
+
+
+def test_split_heads_costs_one_scan_and_needs_an_even_head_count() -> None:
+    split = MambaLayer(dim=32, num_heads=4, d_state=8, causal=False, bidirectional_scan="split_heads")
+    assert split.backward_scan is None and split.forward_scan.groups == 2
+    causal = MambaLayer(dim=32, num_heads=4, d_state=8, causal=True, bidirectional_scan="split_heads")
+    assert causal.forward_scan.direction == "forward" and causal.bidirectional_scan is None  # causal: the knob is moot
+    with pytest.raises(ValueError, match="num_heads must be even"):
+        MambaLayer(dim=36, num_heads=3, d_state=8, causal=False, bidirectional_scan="split_heads")
+    with pytest.raises(ValueError, match="attention.bidirectional_scan"):
+        MambaLayer(dim=32, num_heads=4, causal=False, bidirectional_scan="both_ways")
 
 
 def test_initial_step_sizes_lie_in_the_configured_range() -> None:

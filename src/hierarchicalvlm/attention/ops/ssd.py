@@ -5,14 +5,15 @@ Per head ``h`` and time step ``t`` the state ``S_t`` (``head_dim × d_state``) f
     S_t = exp(Δ_t · A_h) · S_{t−1} + Δ_t · x_t B_tᵀ,        y_t = S_t C_t + D_h · x_t,
 
 with an input-dependent step ``Δ_t > 0`` (per head), a decay rate ``A_h < 0`` and ``B_t, C_t`` shared by
-all heads (Mamba-2's ``ngroups = 1``).  Because the decay is a scalar per head the recurrence has the
+all heads (Mamba-2's ``ngroups = 1``) or by each of G groups of consecutive heads.  Because the decay is a scalar per head the recurrence has the
 "state space duality" (SSD, Dao & Gu 2024) matrix form ``y = (L ∘ C Bᵀ) (Δ x)`` with the 1-semiseparable
 decay matrix ``L[i, j] = exp(Σ_{j<k≤i} Δ_k A)``, which :func:`ssd_chunked_scan` evaluates chunk by chunk
 with matrix products only (no loop over time).  :func:`selective_scan_reference` is the sequential
 recurrence, kept as the ground truth and for one-token-at-a-time inference.
 
 Shapes: ``x (B, N, H, P)``, ``dt (B, N, H)`` (already positive, e.g. after softplus), ``A (H,)``,
-``B, C (B, N, S)``, ``D (H,)``, states ``(B, H, P, S)``.  A step with ``Δ = 0`` and ``x = 0`` leaves the
+``B, C (B, N, S)`` (one group) or ``(B, N, G, S)`` (head ``h`` reads group ``h // (H / G)``), ``D (H,)``,
+states ``(B, H, P, S)``.  A step with ``Δ = 0`` and ``x = 0`` leaves the
 state untouched, which is how padded positions are made inert.  Both functions compute in float32 (float64
 stays float64), with autocast off, and return ``y`` in the dtype of ``x``.
 """
@@ -49,8 +50,12 @@ def _check_scan_inputs(
         raise ValueError(f"dt must have shape (batch, seq_len, heads) = {(batch, n, heads)}, got {tuple(dt.shape)}")
     if A.shape != (heads,):
         raise ValueError(f"A must have shape (heads,) = ({heads},), got {tuple(A.shape)}")
-    if B.dim() != 3 or B.shape[:2] != (batch, n):
-        raise ValueError(f"B must have shape (batch, seq_len, d_state) with (batch, seq_len) = {(batch, n)}, got {tuple(B.shape)}")
+    if B.dim() not in (3, 4) or B.shape[:2] != (batch, n):
+        raise ValueError(
+            f"B must have shape (batch, seq_len, d_state) or (batch, seq_len, groups, d_state) with (batch, seq_len) = "
+            f"{(batch, n)}, got {tuple(B.shape)}")
+    if B.dim() == 4 and heads % B.shape[2] != 0:
+        raise ValueError(f"B's {B.shape[2]} groups must divide the {heads} heads")
     if C.shape != B.shape:
         raise ValueError(f"C must have the shape of B {tuple(B.shape)}, got {tuple(C.shape)}")
     if D is not None and D.shape != (heads,):
@@ -62,6 +67,11 @@ def _check_scan_inputs(
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.promote_types(x.dtype, torch.float32)
+
+
+def _grouped(B: torch.Tensor) -> torch.Tensor:
+    """``B`` or ``C`` as ``(B, N, G, S)``: one group when given as ``(B, N, S)``."""
+    return B if B.dim() == 4 else B.unsqueeze(2)
 
 
 def segment_sum(a: torch.Tensor) -> torch.Tensor:
@@ -106,39 +116,42 @@ def ssd_chunked_scan(
     with torch.autocast(device_type=x.device.type, enabled=False):
         x, dt, A, B, C = (t.to(dtype) for t in (x, dt, A, B, C))
         batch, n, heads, head_dim = x.shape
+        B, C = _grouped(B), _grouped(C)
+        groups = B.shape[2]
         pad = (-n) % chunk_size
         num_chunks = (n + pad) // chunk_size
-        # Head-major layout (B, H, C, l, ·) so that every product below is a plain batched matmul.
-        # Padding the tail with Δ = 0, x = 0 lets the state pass through unchanged.
+        # Layout (B, G, H/G, C, l, ·): heads within their group, so every product below is a batched matmul
+        # with B and C broadcast over the group's heads. Padding the tail with Δ = 0, x = 0 lets the state pass
+        # through unchanged.
+        by_group = (batch, groups, heads // groups, num_chunks, chunk_size)
         dt_hm = F.pad(dt.transpose(1, 2), (0, pad))  # (B, H, N')
-        inputs = F.pad((x * dt.unsqueeze(-1)).transpose(1, 2), (0, 0, 0, pad))  # (B, H, N', P)
-        inputs = inputs.reshape(batch, heads, num_chunks, chunk_size, head_dim)
-        Bc = F.pad(B, (0, 0, 0, pad)).reshape(batch, 1, num_chunks, chunk_size, -1)  # shared by the heads
-        Cc = F.pad(C, (0, 0, 0, pad)).reshape(batch, 1, num_chunks, chunk_size, -1)
-        log_decay = (dt_hm * A[:, None]).reshape(batch, heads, num_chunks, chunk_size)
+        inputs = F.pad((x * dt.unsqueeze(-1)).transpose(1, 2), (0, 0, 0, pad)).reshape(*by_group, head_dim)
+        Bc, Cc = (F.pad(t, (0, 0, 0, 0, 0, pad)).reshape(batch, num_chunks, chunk_size, groups, -1)
+                  .permute(0, 3, 1, 2, 4).unsqueeze(2) for t in (B, C))  # (B, G, 1, C, l, S)
+        log_decay = (dt_hm * A[:, None]).reshape(by_group)
         log_decay_cum = log_decay.cumsum(dim=-1)
 
         # (1) within chunks: y_i += Σ_{j<=i} (C_i·B_j) exp(Σ_{j<k<=i} a_k) Δ_j x_j
-        within = torch.exp(segment_sum(log_decay)) * (Cc @ Bc.transpose(-2, -1))  # (B, H, C, l, l)
-        y = within @ inputs  # (B, H, C, l, P)
+        within = torch.exp(segment_sum(log_decay)) * (Cc @ Bc.transpose(-2, -1))  # (B, G, H/G, C, l, l)
+        y = within @ inputs  # (B, G, H/G, C, l, P)
 
         # (2) state each chunk adds at its own end, stored transposed as (S, P)
-        decay_to_end = torch.exp(log_decay_cum[..., -1:] - log_decay_cum).unsqueeze(-1)  # (B, H, C, l, 1)
-        chunk_states = Bc.transpose(-2, -1) @ (inputs * decay_to_end)  # (B, H, C, S, P)
+        decay_to_end = torch.exp(log_decay_cum[..., -1:] - log_decay_cum).unsqueeze(-1)  # (B, G, H/G, C, l, 1)
+        chunk_states = Bc.transpose(-2, -1) @ (inputs * decay_to_end)  # (B, G, H/G, C, S, P)
 
         # (3) state at every chunk start (and after the last chunk): decay-weighted sum over earlier chunks,
         # with the initial state as "chunk −1"
-        boundary_decay = torch.exp(segment_sum(F.pad(log_decay_cum[..., -1], (1, 0))))  # (B, H, C+1, C+1)
+        boundary_decay = torch.exp(segment_sum(F.pad(log_decay_cum[..., -1], (1, 0))))  # (B, G, H/G, C+1, C+1)
         d_state = chunk_states.shape[-2]
-        states = boundary_decay[..., 1:] @ chunk_states.flatten(-2)  # (B, H, C+1, S·P)
+        states = boundary_decay[..., 1:] @ chunk_states.flatten(-2)  # (B, G, H/G, C+1, S·P)
         if initial_state is not None:
-            start = initial_state.to(dtype).transpose(-2, -1).flatten(-2)  # (B, H, S·P)
+            start = initial_state.to(dtype).transpose(-2, -1).reshape(*by_group[:3], -1)  # (B, G, H/G, S·P)
             states = states + boundary_decay[..., :1] * start.unsqueeze(-2)
         states = states.unflatten(-1, (d_state, head_dim))
-        final_state = states[:, :, -1].transpose(-2, -1)  # (B, H, P, S)
+        final_state = states[..., -1, :, :].transpose(-2, -1).reshape(batch, heads, head_dim, d_state)
 
         # (4) read-out of the carried-in state: y_i += exp(Σ_{k<=i} a_k) C_i·S_start
-        y = y + (Cc @ states[:, :, :-1]) * torch.exp(log_decay_cum).unsqueeze(-1)
+        y = y + (Cc @ states[..., :-1, :, :]) * torch.exp(log_decay_cum).unsqueeze(-1)
 
         y = y.reshape(batch, heads, num_chunks * chunk_size, head_dim)[:, :, :n].transpose(1, 2)
         if D is not None:
@@ -167,6 +180,7 @@ def selective_scan_reference(
     with torch.autocast(device_type=x.device.type, enabled=False):
         x, dt, A, B, C = (t.to(dtype) for t in (x, dt, A, B, C))
         batch, n, heads, head_dim = x.shape
+        B, C = (_grouped(t).repeat_interleave(heads // _grouped(t).shape[2], dim=2) for t in (B, C))  # (B, N, H, S)
         if initial_state is None:
             state = x.new_zeros(batch, heads, head_dim, B.shape[-1])
         else:
@@ -174,9 +188,9 @@ def selective_scan_reference(
         outputs = []
         for t in range(n):
             decay = torch.exp(dt[:, t] * A)[..., None, None]  # (B, H, 1, 1)
-            update = (dt[:, t, :, None] * x[:, t]).unsqueeze(-1) * B[:, t, None, None, :]  # (B, H, P, S)
+            update = (dt[:, t, :, None] * x[:, t]).unsqueeze(-1) * B[:, t, :, None, :]  # (B, H, P, S)
             state = decay * state + update
-            outputs.append(torch.einsum("bhps,bs->bhp", state, C[:, t]))
+            outputs.append(torch.einsum("bhps,bhs->bhp", state, C[:, t]))
         y = torch.stack(outputs, dim=1) if outputs else x.new_zeros(x.shape)
         if D is not None:
             y = y + D.to(dtype)[:, None] * x
@@ -235,13 +249,13 @@ def mamba_ssm_kernel() -> Optional[Callable]:
 
 
 # mamba-ssm's scan as custom ops (not its autograd.Function): torch.compile keeps them as opaque nodes of one
-# graph, so a compiled layer or network has no graph break at the scan. B and C are shared by the heads (one group).
+# graph, so a compiled layer or network has no graph break at the scan. B and C come grouped, (B, N, G, S), and
+# every input contiguous (ssd_scan makes them so: then neither the op nor its backward copies the saved ones).
 @torch.library.custom_op("hvlm::mamba_ssm_scan", mutates_args=())
 def _mamba_ssm_scan(
     x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D: torch.Tensor, chunk_size: int
 ) -> torch.Tensor:
-    x, dt, B, C = (t.contiguous() for t in (x, dt, B, C))
-    out, *_ = mamba_ssm_module()._mamba_chunk_scan_combined_fwd(x, dt, A, B.unsqueeze(2), C.unsqueeze(2), chunk_size, D=D)
+    out, *_ = mamba_ssm_module()._mamba_chunk_scan_combined_fwd(x, dt, A, B, C, chunk_size, D=D)
     return out.contiguous()
 
 
@@ -255,10 +269,9 @@ def _mamba_ssm_scan_backward(
     d_out: torch.Tensor, out: torch.Tensor, x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
     C: torch.Tensor, D: torch.Tensor, chunk_size: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    d_out, x, dt, B, C = (t.contiguous() for t in (d_out, x, dt, B, C))
     dx, ddt, dA, dB, dC, dD, *_ = mamba_ssm_module()._mamba_chunk_scan_combined_bwd(
-        d_out, x, dt, A, B.unsqueeze(2), C.unsqueeze(2), out, chunk_size, D=D)
-    grads = (dx, ddt, dA, dB.squeeze(2), dC.squeeze(2), dD)
+        d_out.contiguous(), x, dt, A, B, C, out, chunk_size, D=D)
+    grads = (dx, ddt, dA, dB, dC, dD)
     return tuple(g.to(t.dtype).contiguous() for g, t in zip(grads, (x, dt, A, B, C, D)))
 
 
@@ -294,13 +307,13 @@ def ssd_scan(
     """The training scan: mamba-ssm's Triton kernel or :func:`ssd_chunked_scan`, as the ``kernel`` knob resolves.
 
     Both compute the same recurrence (``tests/attention/test_gpu_paths.py`` checks the kernel against the
-    sequential reference); ``B``/``C`` here are shared by all heads (one group)."""
+    sequential reference); ``B``/``C`` are shared by all heads ``(B, N, S)`` or by groups of them ``(B, N, G, S)``."""
     if not use_fused_scan(x, kernel):
         return ssd_chunked_scan(x, dt, A, B, C, chunk_size, D=D)
     D = x.new_zeros(x.shape[2], dtype=torch.float32) if D is None else D.to(torch.float32)
     with torch.autocast(device_type="cuda", enabled=False):
-        return _mamba_ssm_scan(
-            x, dt.to(torch.float32), A.to(torch.float32), B.to(x.dtype), C.to(x.dtype), D, int(chunk_size))
+        inputs = (x, dt.to(torch.float32), A.to(torch.float32), _grouped(B.to(x.dtype)), _grouped(C.to(x.dtype)), D)
+        return _mamba_ssm_scan(*(t.contiguous() for t in inputs), int(chunk_size))
 
 
 def use_fused_scan(x: torch.Tensor, kernel: str = "auto") -> bool:
