@@ -14,7 +14,11 @@ from einops import rearrange
 
 from hierarchicalvlm.attention import PerformerAttention
 from hierarchicalvlm.attention.ops.favor import favor_attention, orthogonal_gaussian_projection
-from hierarchicalvlm.attention.ops.favor_triton import fused_favor_attention, fused_favor_available
+from hierarchicalvlm.attention.ops.favor_triton import (
+    fused_favor_attention,
+    fused_favor_attention_packed,
+    fused_favor_available,
+)
 
 from .helpers import random_padding_mask, relative_error
 
@@ -30,28 +34,27 @@ DEVICE = "cuda" if ON_GPU else "cpu"
 
 
 def packed_output_and_grads(fn, qkv: torch.Tensor, heads: int, weight: torch.Tensor):
-    """Split a packed (b, n, 3·h·d) tensor into strided q, k, v views as the layer does; run fn; grads w.r.t. qkv."""
+    """View a packed (b, n, 3·h·d) tensor as (3, b, h, n, d) q, k, v as the layer does; run fn on it; grads w.r.t. qkv."""
     qkv = qkv.detach().requires_grad_(True)
-    q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=heads)
-    out = fn(q, k, v)
+    out = fn(rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=heads))
     (grad,) = torch.autograd.grad((out.to(weight.dtype) * weight).sum(), [qkv])
     return out.detach(), grad
 
 
 def fused_and_reference(batch, heads, n, head_dim, num_features, seed, dtype):
     """(fused output, its input gradient, float64 PyTorch-path output, its input gradient) on random inputs with
-    padding; the fused kernel gets the inputs in ``dtype`` (values exact in that dtype)."""
+    padding; the fused kernel (the layer's packed entry) gets the inputs in ``dtype`` (values exact in that dtype)."""
     gen = torch.Generator().manual_seed(seed)
     projection = orthogonal_gaussian_projection(num_features, head_dim, generator=gen)
     qkv = torch.randn(batch, n, 3 * heads * head_dim, generator=gen).to(dtype).double()
     mask = random_padding_mask(batch, n, gen)
     weight = torch.randn(batch, heads, n, head_dim, generator=gen, dtype=torch.float64)
     expected, expected_grad = packed_output_and_grads(
-        lambda q, k, v: favor_attention(q, k, v, projection, mask), qkv, heads, weight
+        lambda packed: favor_attention(*packed, projection, mask), qkv, heads, weight
     )
     dev = lambda t: t.to(DEVICE)  # noqa: E731
     actual, actual_grad = packed_output_and_grads(
-        lambda q, k, v: fused_favor_attention(q, k, v, dev(projection), dev(mask)),
+        lambda packed: fused_favor_attention_packed(packed, dev(projection), dev(mask)),
         dev(qkv.to(dtype)),
         heads,
         dev(weight.float()),
@@ -122,6 +125,24 @@ def test_autocast_does_not_reach_the_kernels_bookkeeping() -> None:
     torch.testing.assert_close(autocast, plain, rtol=0, atol=0)
 
 
+def test_packed_entry_keeps_output_and_gradient_token_major_and_the_qkv_entry_agrees() -> None:
+    """The layer's entry writes the output as (b, n, h, d) and d(qkv) as (b, n, 3, h, d), the projection's layouts
+    (so merging heads and the projection's backward copy nothing); the q, k, v entry computes the same."""
+    gen = torch.Generator().manual_seed(6)
+    projection = orthogonal_gaussian_projection(32, 16, generator=gen).to(DEVICE)
+    qkv = torch.randn(2, 40, 3 * 2 * 16, generator=gen).to(DEVICE).requires_grad_()
+    packed = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=2)
+    gradients = []
+    packed.register_hook(gradients.append)
+    out = fused_favor_attention_packed(packed, projection)
+    out.square().sum().backward()
+    assert out.transpose(1, 2).is_contiguous() and gradients[0].permute(1, 3, 0, 2, 4).is_contiguous()
+    separate = fused_favor_attention(*packed, projection)
+    torch.testing.assert_close(separate, out, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"qkv must have shape \(3, batch"):
+        fused_favor_attention_packed(packed[:2], projection)
+
+
 def test_bad_shapes_are_rejected_before_any_kernel_runs() -> None:
     q = torch.randn(1, 2, 8, 16)
     with pytest.raises(ValueError, match="projection must have shape"):
@@ -155,8 +176,8 @@ def test_inductor_compiled_layer_math_matches_eager_forward_and_backward() -> No
     weight = torch.randn(64, 64, generator=gen).to(DEVICE)
 
     def layer_math(qkv):
-        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=4)
-        return rearrange(fused_favor_attention(q, k, v, projection), "b h n d -> b n (h d)") @ weight
+        packed = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=4)
+        return rearrange(fused_favor_attention_packed(packed, projection), "b h n d -> b n (h d)") @ weight
 
     torch._dynamo.reset()
     compiled = torch.compile(layer_math, fullgraph=True)

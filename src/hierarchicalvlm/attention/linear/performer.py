@@ -12,7 +12,7 @@ from hierarchicalvlm.utils.checks import check_positive
 
 from ..base import SequenceMixer
 from ..ops.favor import favor_attention, orthogonal_gaussian_projection
-from ..ops.favor_triton import fused_favor_attention, fused_favor_slower, fused_favor_unavailable
+from ..ops.favor_triton import fused_favor_attention_packed, fused_favor_slower, fused_favor_unavailable
 from ..ops.kernel_policy import use_fused
 
 
@@ -95,11 +95,12 @@ class PerformerAttention(SequenceMixer):
     def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         if not torch.compiler.is_compiling():
             self.step_feature_redraw()
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        unavailable = "causal layers have no fused kernel" if self.causal else fused_favor_unavailable(q)
-        if use_fused(self.kernel, "favor", unavailable, fused_favor_slower(q)):
-            out = fused_favor_attention(q, k, v, self.projection, mask)
+        qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        unavailable = "causal layers have no fused kernel" if self.causal else fused_favor_unavailable(qkv[0])
+        if use_fused(self.kernel, "favor", unavailable, fused_favor_slower(qkv[0])):
+            out = fused_favor_attention_packed(qkv, self.projection, mask)  # q, k, v stay views of the projection
         else:
+            q, k, v = qkv
             out = favor_attention(q, k, v, self.projection, mask, causal=self.causal, chunk_size=self.chunk_size)
         out = self.attn_drop(out.to(v.dtype))
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))

@@ -448,13 +448,26 @@ def _mask_args(mask: Optional[torch.Tensor], dummy: torch.Tensor) -> tuple[torch
     return (mask, mask.stride(0)) if mask is not None else (dummy, 0)
 
 
+def _token_major(*shape: int, like: torch.Tensor, dtype: torch.dtype, packed: bool = False) -> torch.Tensor:
+    """An empty ``(B, H, N, D)`` tensor (``(3, B, H, N, D)`` if ``packed``) stored token-major, as ``(B, N, H, D)``
+    (``(B, N, 3, H, D)``): the layout in which merging the heads (and un-packing q, k, v) is a free view."""
+    if packed:
+        _, batch, heads, n, d = shape
+        return torch.empty(batch, n, 3, heads, d, device=like.device, dtype=dtype).permute(2, 0, 3, 1, 4)
+    batch, heads, n, d = shape
+    return torch.empty(batch, n, heads, d, device=like.device, dtype=dtype).transpose(1, 2)
+
+
 # Custom ops (not a bare autograd.Function) so that torch.compile keeps the kernels as opaque nodes of one graph.
+# They take q, k, v packed as one (3, B, H, N, D) tensor and return the output and d(qkv) token-major: in the layer
+# q, k, v are views of the qkv projection's output, so no copy is made on the way in, on the way out (the head
+# merge before the output projection is a view), or for the gradient (one buffer, the projection's gradient layout).
 @torch.library.custom_op("hvlm::favor_forward", mutates_args=())
 def _favor_forward(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, mask: Optional[torch.Tensor], num_features: int
+    qkv: torch.Tensor, w: torch.Tensor, mask: Optional[torch.Tensor], num_features: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The output, and for the backward: key state S and sum z, key stabiliser, per-query maximum and denominator."""
-    q, k, v = (_unit_stride_rows(t) for t in (q, k, v))  # a compiled caller may hand over any layout
+    q, k, v = _unit_stride_rows(qkv).unbind(0)  # a compiled caller may hand over any layout
     return run_with_fitting_tiles(lambda tiles: _forward_kernels(q, k, v, w, mask, num_features, tiles), q.dtype, q.device)
 
 
@@ -477,7 +490,7 @@ def _forward_kernels(
         heads, n, d, num_features, per_split, d**-0.5, HAS_MASK=mask is not None, **options,
     )  # fmt: skip
     state, key_sum, key_max = compiled_on_cuda(_merge_splits, q)(states, key_sums, maxima, options["BLOCK_F"])
-    out = torch.empty(batch, heads, n, d, device=q.device, dtype=v.dtype)
+    out = _token_major(batch, heads, n, d, like=q, dtype=v.dtype)
     row_max, row_den = torch.empty(bh, n, **f32), torch.empty(bh, n, **f32)
     _query_fwd[(bh, num_blocks)](
         q, w, state, key_sum, out, row_max, row_den, *_strides(q), *_strides(out),
@@ -487,17 +500,17 @@ def _forward_kernels(
 
 
 @_favor_forward.register_fake
-def _(q, k, v, w, mask, num_features):
-    batch, heads, n, d = q.shape
+def _(qkv, w, mask, num_features):
+    _, batch, heads, n, d = qkv.shape
     bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
     f32 = dict(dtype=torch.float32)
     return (
-        v.new_empty(batch, heads, n, d),
-        q.new_empty(bh, f_pad, block_d, **f32),
-        q.new_empty(bh, f_pad, **f32),
-        q.new_empty(bh, **f32),
-        q.new_empty(bh, n, **f32),
-        q.new_empty(bh, n, **f32),
+        _token_major(batch, heads, n, d, like=qkv, dtype=qkv.dtype),
+        qkv.new_empty(bh, f_pad, block_d, **f32),
+        qkv.new_empty(bh, f_pad, **f32),
+        qkv.new_empty(bh, **f32),
+        qkv.new_empty(bh, n, **f32),
+        qkv.new_empty(bh, n, **f32),
     )
 
 
@@ -505,9 +518,7 @@ def _(q, k, v, w, mask, num_features):
 def _favor_backward(
     d_out: torch.Tensor,
     out: torch.Tensor,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
+    qkv: torch.Tensor,
     w: torch.Tensor,
     mask: Optional[torch.Tensor],
     num_features: int,
@@ -516,18 +527,19 @@ def _favor_backward(
     key_max: torch.Tensor,
     row_max: torch.Tensor,
     row_den: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    d_out, q, k, v = (_unit_stride_rows(t) for t in (d_out, q, k, v))
+) -> torch.Tensor:
+    d_out, qkv = _unit_stride_rows(d_out), _unit_stride_rows(qkv)
     saved = (state, key_sum, key_max, row_max, row_den)
     return run_with_fitting_tiles(
-        lambda tiles: _backward_kernels(d_out, out, q, k, v, w, mask, num_features, *saved, tiles), q.dtype, q.device)
+        lambda tiles: _backward_kernels(d_out, out, qkv, w, mask, num_features, *saved, tiles), qkv.dtype, qkv.device)
 
 
 def _backward_kernels(
-    d_out: torch.Tensor, out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor,
+    d_out: torch.Tensor, out: torch.Tensor, qkv: torch.Tensor, w: torch.Tensor,
     mask: Optional[torch.Tensor], num_features: int, state: torch.Tensor, key_sum: torch.Tensor, key_max: torch.Tensor,
     row_max: torch.Tensor, row_den: torch.Tensor, tiles: FavorKernelConfig,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> torch.Tensor:
+    q, k, v = qkv.unbind(0)
     batch, heads, n, d = q.shape
     options = _options(q, w, tiles)
     bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
@@ -536,7 +548,8 @@ def _backward_kernels(
     f32 = dict(device=q.device, dtype=torch.float32)
     floor = _DENOMINATOR_FLOOR * num_features
     row_delta = compiled_on_cuda(_row_delta, q)(d_out, out).reshape(bh, n)
-    d_q, d_k, d_v = (torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
+    d_qkv = _token_major(*qkv.shape, like=qkv, dtype=qkv.dtype, packed=True)
+    d_q, d_k, d_v = d_qkv.unbind(0)
     _query_bwd_dq[(bh, num_blocks)](
         q, d_out, w, state, key_sum, row_max, row_den, row_delta, d_q, *_strides(q), *_strides(d_out), *_strides(d_q),
         heads, n, d, num_features, floor, **options,
@@ -553,25 +566,24 @@ def _backward_kernels(
         *_strides(k), *_strides(v), mask_stride, *_strides(d_k), *_strides(d_v),
         heads, n, d, num_features, d**-0.5, HAS_MASK=mask is not None, **options,
     )  # fmt: skip
-    return d_q, d_k, d_v
+    return d_qkv
 
 
 @_favor_backward.register_fake
-def _(d_out, out, q, k, v, w, mask, num_features, state, key_sum, key_max, row_max, row_den):
-    return tuple(torch.empty(t.shape, device=t.device, dtype=t.dtype) for t in (q, k, v))
+def _(d_out, out, qkv, w, mask, num_features, state, key_sum, key_max, row_max, row_den):
+    return _token_major(*qkv.shape, like=qkv, dtype=qkv.dtype, packed=True)
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    q, k, v, w, mask, num_features = inputs
+    qkv, w, mask, num_features = inputs
     out, state, key_sum, key_max, row_max, row_den = output
     ctx.num_features = num_features
-    ctx.save_for_backward(out, q, k, v, w, mask, state, key_sum, key_max, row_max, row_den)
+    ctx.save_for_backward(out, qkv, w, mask, state, key_sum, key_max, row_max, row_den)
 
 
 def _backward(ctx, d_out, *_unused):
-    out, q, k, v, w, mask, *saved = ctx.saved_tensors
-    d_q, d_k, d_v = _favor_backward(d_out, out, q, k, v, w, mask, ctx.num_features, *saved)
-    return d_q, d_k, d_v, None, None, None
+    out, qkv, w, mask, *saved = ctx.saved_tensors
+    return _favor_backward(d_out, out, qkv, w, mask, ctx.num_features, *saved), None, None, None
 
 
 _favor_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -582,24 +594,39 @@ def fused_favor_attention(
 ) -> torch.Tensor:
     """Non-causal FAVOR+ attention ``φ(Q)(φ(K)ᵀV) / φ(Q)(φ(K)ᵀ1)`` without materialising φ.
 
-    Equal (up to rounding) to :func:`.favor.favor_attention` ``(q, k, v, ω, mask)``; the output has v's dtype.
-    Gradients flow to q, k and v, not to ω.
+    Equal (up to rounding) to :func:`.favor.favor_attention` ``(q, k, v, ω, mask)``; the output has v's dtype
+    (stored token-major, see :func:`fused_favor_attention_packed`, which a layer holding one qkv tensor calls
+    instead: here q, k, v are stacked into one first). Gradients flow to q, k and v, not to ω.
     """
     if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
         raise ValueError(
             f"q, k, v must share one shape (batch, heads, seq_len, head_dim), got {tuple(q.shape)}, "
             f"{tuple(k.shape)}, {tuple(v.shape)}"
         )
-    if projection.dim() != 2 or projection.shape[1] != q.shape[-1]:
-        raise ValueError(f"projection must have shape (num_features, {q.shape[-1]}), got {tuple(projection.shape)}")
-    if mask is not None and mask.shape != (q.shape[0], q.shape[2]):
-        raise ValueError(f"mask must have shape (batch, seq_len) = {(q.shape[0], q.shape[2])}, got {tuple(mask.shape)}")
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    q, k, v = (_unit_stride_rows(t) for t in (q, k, v))
-    num_features, head_dim = projection.shape
+    return fused_favor_attention_packed(torch.stack([q, k, v]), projection, mask)
+
+
+def fused_favor_attention_packed(
+    qkv: torch.Tensor, projection: torch.Tensor, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """:func:`fused_favor_attention` of ``q, k, v = qkv`` (``(3, B, H, N, D)``, e.g. a view of a qkv projection).
+
+    The output ``(B, H, N, D)`` is stored as ``(B, N, H, D)`` and the gradient of ``qkv`` as ``(B, N, 3, H, D)``,
+    so that with a projection's ``(B, N, 3·H·D)`` output as ``qkv`` neither the head merge after the kernel nor
+    the gradient into the projection copies anything.
+    """
+    if qkv.dim() != 5 or qkv.shape[0] != 3:
+        raise ValueError(f"qkv must have shape (3, batch, heads, seq_len, head_dim), got {tuple(qkv.shape)}")
+    batch, n, head_dim = qkv.shape[1], qkv.shape[3], qkv.shape[4]
+    if projection.dim() != 2 or projection.shape[1] != head_dim:
+        raise ValueError(f"projection must have shape (num_features, {head_dim}), got {tuple(projection.shape)}")
+    if mask is not None and mask.shape != (batch, n):
+        raise ValueError(f"mask must have shape (batch, seq_len) = {(batch, n)}, got {tuple(mask.shape)}")
+    num_features = projection.shape[0]
     block_d, f_pad = _padded_sizes(head_dim, num_features)
     # ω scaled by d^(-1/4) (so ωᵀx̂ = (ω d^(-1/4))ᵀx), zero-padded to whole tiles
     w = torch.nn.functional.pad(projection.float() * head_dim**-0.25, (0, block_d - head_dim, 0, f_pad - num_features))
-    with torch.autocast(device_type=q.device.type, enabled=False):
-        return _favor_forward(q, k, v, w.contiguous(), mask, num_features)[0]
+    with torch.autocast(device_type=qkv.device.type, enabled=False):
+        return _favor_forward(_unit_stride_rows(qkv), w.contiguous(), mask, num_features)[0]
