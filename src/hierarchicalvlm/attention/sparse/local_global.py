@@ -194,22 +194,23 @@ class LocalGlobalAttention(SequenceMixer):
 
     def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        dropout_p = self.dropout if self.training else 0.0
+        backend = self.backend_for(x)
+        count = min(self.num_global_tokens, x.shape[1])
+        rows_in_mask = count > 0 and x.shape[1] <= self.global_rows_in_mask_max_len
+        if backend == "flex" and self.global_at is not None and rows_in_mask:  # the whole pattern in one static mask
+            out = flex_static_global_attention(
+                q, k, v, self.half_window, count, self.global_at, self.causal, mask, global_rows=True)
+            return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+
         chosen = self.select_global_tokens(x, mask)
         positions = None
         if chosen is not None:
             positions = chosen.positions
             if chosen.value_scale is not None:
                 v = v * chosen.value_scale[:, None, :, None].to(v.dtype)
-        dropout_p = self.dropout if self.training else 0.0
-
-        backend = self.backend_for(x)
-        if backend == "flex" and self.global_at is not None:  # fixed positions: one static-mask kernel
-            count = 0 if positions is None else positions.shape[1]
-            rows_in_mask = count > 0 and x.shape[1] <= self.global_rows_in_mask_max_len
-            out = flex_static_global_attention(
-                q, k, v, self.half_window, count, self.global_at, self.causal, mask, global_rows=rows_in_mask)
-            if rows_in_mask:
-                positions = None  # the kernel computed the global rows too
+        if backend == "flex" and self.global_at is not None:  # fixed global keys in the static mask, rows beside it
+            out = flex_static_global_attention(q, k, v, self.half_window, count, self.global_at, self.causal, mask)
         elif backend == "flex":
             out = flex_local_global_attention(q, k, v, self.half_window, self.causal, mask, positions)
         else:
