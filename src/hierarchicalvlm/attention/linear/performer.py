@@ -96,13 +96,13 @@ class PerformerAttention(SequenceMixer):
         if not torch.compiler.is_compiling():
             self.step_feature_redraw()
         qkv = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        unavailable = "causal layers have no fused kernel" if self.causal else fused_favor_unavailable(qkv[0])
-        if use_fused(self.kernel, "favor", unavailable, fused_favor_slower(qkv[0])):
+        q, k, v = qkv
+        unavailable = "causal layers have no fused kernel" if self.causal else fused_favor_unavailable(q)
+        if use_fused(self.kernel, "favor", unavailable, fused_favor_slower(q)):
             out = fused_favor_attention_packed(qkv, self.projection, mask)  # q, k, v stay views of the projection
         else:
-            q, k, v = qkv
             out = favor_attention(q, k, v, self.projection, mask, causal=self.causal, chunk_size=self.chunk_size)
-        out = self.attn_drop(out.to(qkv.dtype))
+        out = self.attn_drop(out.to(v.dtype))
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
     def extra_repr(self) -> str:

@@ -180,7 +180,8 @@ def selective_scan_reference(
     with torch.autocast(device_type=x.device.type, enabled=False):
         x, dt, A, B, C = (t.to(dtype) for t in (x, dt, A, B, C))
         batch, n, heads, head_dim = x.shape
-        B, C = (_grouped(t).repeat_interleave(heads // _grouped(t).shape[2], dim=2) for t in (B, C))  # (B, N, H, S)
+        B, C = _grouped(B), _grouped(C)
+        B, C = (t.repeat_interleave(heads // t.shape[2], dim=2) for t in (B, C))  # (B, N, H, S): each head's own
         if initial_state is None:
             state = x.new_zeros(batch, heads, head_dim, B.shape[-1])
         else:
