@@ -10,6 +10,12 @@ memory) are reported as such. Prints a table and the fastest correct config; ``-
     python scripts/tune_favor_kernel.py --out docs/benchmarks/h200/favor_tuning.json      # on a GPU
     python scripts/tune_favor_kernel.py --profile                                         # + per-kernel times
     python scripts/tune_favor_kernel.py --dtype float32 --out docs/benchmarks/h200/favor_tuning_fp32.json
+    python scripts/tune_favor_kernel.py --per-kernel --out docs/benchmarks/h200/favor_tuning_per_kernel.json
+
+``--per-kernel`` instead times each of the four kernels under every launch shape (:data:`LAUNCHES`; the key-state
+kernel also with its logits transposed) from profiles of whole forward+backward steps, picks each kernel's fastest
+shape, and checks and times that combination against the current default. Its kernels are compiled first by
+parallel processes (Triton's disk cache keeps them), so that the timing process compiles nothing.
 
 Every configuration runs in a process of its own: one that faults on the device (an illegal memory access leaves
 the CUDA context unusable) is reported as failed without taking the others down.
@@ -35,6 +41,13 @@ from hierarchicalvlm.benchmark.measure import device_name, time_calls
 BLOCK_N = (64, 128)
 BLOCK_F = (64, 128)
 NUM_WARPS = (4, 8)
+
+
+# --per-kernel: launch shapes tried for every kernel (block_n, block_f, num_warps, num_stages); query_bwd's block_f is
+# its feature chunk (all features in one or two chunks), so it takes 128 or 256 where the others take 64 or 128
+LAUNCHES = list(itertools.product((64, 128), (64, 128), (4, 8), (2, 3)))
+KERNEL_NAMES = {"key_state": "_key_state_fwd", "query_fwd": "_query_fwd", "query_bwd": "_query_bwd",
+                "key_bwd": "_key_bwd"}
 
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -77,16 +90,16 @@ def check(projection: torch.Tensor, dtype: torch.dtype) -> tuple[float, float]:
 def time_step(
     projection: torch.Tensor, length: int, batch_tokens: int, heads: int, repeats: int, dtype: torch.dtype = torch.bfloat16
 ) -> float:
-    """Median ms of forward + backward of the fused kernel at ``batch_tokens`` tokens in ``dtype``."""
+    """Median ms of forward + backward of the fused kernel at ``batch_tokens`` tokens in ``dtype``, on q, k, v laid out
+    as the Performer layer hands them over (views of one ``(batch, length, 3 · heads · head_dim)`` projection)."""
     batch = max(1, batch_tokens // length)
-    q, k, v = (torch.randn(batch, heads, length, projection.shape[1], device="cuda", dtype=dtype)
-               .requires_grad_() for _ in range(3))
+    qkv = torch.randn(batch, length, 3 * heads * projection.shape[1], device="cuda", dtype=dtype).requires_grad_()
 
     def step() -> None:
-        out = favor_triton.fused_favor_attention(q, k, v, projection)
+        packed = qkv.unflatten(-1, (3, heads, -1)).permute(2, 0, 3, 1, 4)
+        out = favor_triton.fused_favor_attention_packed(packed, projection)
         out.float().square().mean().backward()
-        for t in (q, k, v):
-            t.grad = None
+        qkv.grad = None
 
     for _ in range(2):
         step()
@@ -104,6 +117,71 @@ def profile(projection: torch.Tensor, length: int, batch_tokens: int, heads: int
     return prof.key_averages().table(sort_by="cuda_time_total", row_limit=15)
 
 
+def sweep_config(index: int) -> favor_triton.FavorKernelConfig:
+    """Round ``index`` of the per-kernel sweep: every kernel at launch shape ``index % len(LAUNCHES)``; the second
+    half of the rounds with the key logits transposed."""
+    block_n, block_f, warps, stages = LAUNCHES[index % len(LAUNCHES)]
+    launches = {name: favor_triton.KernelLaunch(block_n, 2 * block_f if name == "query_bwd" else block_f, warps, stages)
+                for name in KERNEL_NAMES}
+    return favor_triton.FavorKernelConfig(
+        per_kernel=tuple(launches.items()), key_logits_transposed=index >= len(LAUNCHES))
+
+
+def kernel_times(projection: torch.Tensor, args: argparse.Namespace, steps: int = 3) -> dict[str, float]:
+    """CUDA ms per call of each FAVOR+ kernel over ``steps`` profiled forward+backward steps (after a warm one)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    time_step(projection, args.length, args.batch_tokens, args.heads, repeats=1)
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        time_step(projection, args.length, args.batch_tokens, args.heads, repeats=steps)
+    events = {event.key: event for event in prof.key_averages()}
+    # device_time_total in recent torch, cuda_time_total in older releases
+    total = lambda e: getattr(e, "device_time_total", None) or e.cuda_time_total  # noqa: E731
+    return {name: total(events[kernel]) / events[kernel].count / 1e3
+            for name, kernel in KERNEL_NAMES.items() if kernel in events}
+
+
+def per_kernel_sweep(args: argparse.Namespace) -> dict:
+    """Every kernel under every launch shape; the fastest per kernel, combined, checked and timed against the
+    current default."""
+    rounds = range(2 * len(LAUNCHES))
+    warm = [subprocess.Popen([sys.executable, __file__, "--warm", ",".join(map(str, rounds[i::8])),
+                              "--head-dim", str(args.head_dim), "--num-features", str(args.num_features),
+                              "--length", str(args.length), "--batch-tokens", str(args.batch_tokens),
+                              "--heads", str(args.heads)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(8)]
+    for process in warm:
+        process.wait()
+    projection = orthogonal_gaussian_projection(args.num_features, args.head_dim, device=torch.device("cuda"))
+    rows = []
+    for index in rounds:
+        config = sweep_config(index)
+        favor_triton.KERNEL_CONFIG = config
+        try:
+            times = kernel_times(projection, args)
+        except Exception as error:  # noqa: BLE001 - a shape that does not compile is a result
+            times = {"status": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}"}
+        rows.append({"round": index, "launch": LAUNCHES[index % len(LAUNCHES)],
+                     "key_logits_transposed": config.key_logits_transposed, **times})
+        print(json.dumps(rows[-1]), flush=True)
+    ok = [r for r in rows if "status" not in r]
+    best = {name: min(ok, key=lambda r: r[name]) for name in KERNEL_NAMES}
+    per_kernel = tuple((name, sweep_config(best[name]["round"]).launch(name)) for name in KERNEL_NAMES)
+    combined = favor_triton.FavorKernelConfig(
+        per_kernel=per_kernel, key_logits_transposed=best["key_state"]["key_logits_transposed"])
+    result = {"rows": rows, "best_per_kernel": {name: {"round": best[name]["round"], "ms": best[name][name]}
+                                                for name in KERNEL_NAMES}}
+    for label, config in (("default", favor_triton.tile_choices(torch.bfloat16)[0]), ("combined", combined)):
+        favor_triton.KERNEL_CONFIG = config
+        out_error, grad_error = check(projection, torch.bfloat16)
+        result[label] = {"config": repr(config), "out_error": out_error, "grad_error": grad_error,
+                         "ms": time_step(projection, args.length, args.batch_tokens, args.heads, args.repeats),
+                         "kernels_ms": kernel_times(projection, args)}
+        print(label, json.dumps(result[label]), flush=True)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--length", type=int, default=16384)
@@ -114,7 +192,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16", help="input precision of the kernel")
     parser.add_argument("--profile", action="store_true", help="also print per-kernel times of the default config")
+    parser.add_argument("--per-kernel", action="store_true", help="tune each kernel's launch shape (bf16)")
     parser.add_argument("--config", help=argparse.SUPPRESS)  # block_n,block_f,num_warps,bf16: one config (a child)
+    parser.add_argument("--warm", help=argparse.SUPPRESS)  # comma-separated --per-kernel rounds to compile (a child)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -122,6 +202,15 @@ def main() -> int:
 
     if args.config:
         return run_one(args)
+    if args.warm:
+        return compile_rounds(args)
+    if args.per_kernel:
+        result = {"device": device_name("cuda"), "torch": torch.__version__, "shape": vars(args) | {"out": None}}
+        result |= per_kernel_sweep(args)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        return 0
     rows = [measure_in_subprocess(config, args) for config in candidate_configs(args.dtype)]
     default = favor_triton.tile_choices(DTYPES[args.dtype])[0]
 
@@ -166,6 +255,18 @@ def run_one(args: argparse.Namespace) -> int:
     except Exception as error:  # noqa: BLE001 - a config that does not compile is a result, not a crash
         row["status"] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
     print(json.dumps(row), flush=True)
+    return 0
+
+
+def compile_rounds(args: argparse.Namespace) -> int:
+    """Compile the kernels of the given --per-kernel rounds by running each once on the timed shape (a child)."""
+    projection = orthogonal_gaussian_projection(args.num_features, args.head_dim, device=torch.device("cuda"))
+    for index in map(int, args.warm.split(",")):
+        favor_triton.KERNEL_CONFIG = sweep_config(index)
+        try:
+            time_step(projection, args.length, args.batch_tokens, args.heads, repeats=1)
+        except Exception:  # noqa: BLE001 - the timing process reports it
+            pass
     return 0
 
 

@@ -10,11 +10,13 @@ matmul with the projection ω) and consumes it at once:
                         key stabiliser;
 * ``_query_fwd``        out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z per query tile, with an online per-query maximum over the
                         feature chunks; it keeps each query's maximum and denominator for the backward;
-* ``_query_bwd_dq``     dq per query tile;
-* ``_query_bwd_state``  the partial gradients of the state (dS, dz) per (batch·head, split, feature chunk);
+* ``_query_bwd``        dq per query tile and the partial gradients of the state (dS, dz) per (batch·head,
+                        sequence split), from one evaluation of each query's features (all features of a query
+                        tile at once, in one or two chunks: dq needs them all, dS sums them over the sequence);
 * ``_key_bwd``          dk, dv per key tile from dS, dz.
 
-The partial states are merged (and rescaled to one stabiliser) in PyTorch between the kernels.
+The partial states are merged (and rescaled to one stabiliser) in PyTorch between the kernels. Each kernel has its
+own launch shape (``FavorKernelConfig.launch``): they read different tiles and hold different accumulators.
 
 Every product accumulates in fp32. For fp32 inputs the operands are exact IEEE fp32; for bf16/fp16 inputs the
 feature logits ωᵀq, ωᵀk take TF32 operands and the products of features with values, states and gradients bf16
@@ -56,23 +58,54 @@ _DENOMINATOR_FLOOR = torch.finfo(torch.float32).tiny ** 0.5
 _PROGRAMS_PER_SM = 4
 
 
+KERNELS = ("key_state", "query_fwd", "query_bwd", "key_bwd")
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelLaunch:
+    """One kernel's launch shape: sequence positions and random features per tile, warps, software-pipeline
+    stages. (``query_bwd`` holds all features of its query tile: its ``block_f`` is the size of each of at most two
+    feature chunks, raised where the padded feature count needs it.)"""
+
+    block_n: int
+    block_f: int
+    num_warps: int
+    num_stages: int = 3
+
+
 @dataclasses.dataclass(frozen=True)
 class FavorKernelConfig:
     """Tile shapes and operand precision of the kernels (``scripts/tune_favor_kernel.py`` times the choices).
 
     Attributes:
-        block_n: sequence positions per tile.
-        block_f: random features per tile (the features are padded to a multiple of every choice's block_f).
-        num_warps: warps per program.
+        block_n, block_f, num_warps, num_stages: every kernel's launch shape (:class:`KernelLaunch`), unless
+            ``per_kernel`` names that kernel.
         bf16_products: for bf16/fp16 inputs, run the products of features with values, states and gradients on
             bf16 operands (fp32 accumulation; 2x the TF32 tensor-core rate, half the shared memory). The feature
             logits ωᵀq, ωᵀk stay TF32: an error there is amplified by exp(). fp32 inputs always use IEEE fp32.
+        per_kernel: ``(kernel name, KernelLaunch)`` pairs (names in :data:`KERNELS`) overriding the shared shape.
+        key_logits_transposed: ``_key_state_fwd`` forms the key logits as ωkᵀ (features × keys) instead of kωᵀ,
+            so that the product with the values takes them without a transpose in registers.
     """
 
     block_n: int = 128
     block_f: int = 128
     num_warps: int = 8
     bf16_products: bool = True
+    num_stages: int = 3
+    per_kernel: tuple[tuple[str, KernelLaunch], ...] = ()
+    key_logits_transposed: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = sorted({name for name, _ in self.per_kernel} - set(KERNELS))
+        if unknown:
+            raise ValueError(f"per_kernel names unknown kernels {unknown}; the kernels are {KERNELS}")
+
+    def launch(self, kernel: str) -> KernelLaunch:
+        """The launch shape of ``kernel`` (one of :data:`KERNELS`)."""
+        return dict(self.per_kernel).get(
+            kernel, KernelLaunch(self.block_n, self.block_f, self.num_warps, self.num_stages)
+        )
 
 
 # Tile choices per input precision, preferred first. The first is the fastest measured on an H200
@@ -240,7 +273,7 @@ if triton is not None:
         stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_mb,
         H, N, D, F, blocks_per_split, sq_scale,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
-        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
+        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr, TRANSPOSED: tl.constexpr,
     ):  # fmt: skip
         """Partial Σ φ(k) vᵀ, Σ φ(k) of one (batch·head, split of the sequence, chunk of features)."""
         bh, split, b, h, offs_d, d_ok, offs_f, f_ok, w, state, key_sum = _split_program(W, H, D, F, BLOCK_D, BLOCK_F)
@@ -249,15 +282,28 @@ if triton is not None:
         v_base = V + b * stride_vb + h * stride_vh
         for i in range(0, blocks_per_split):
             offs_n, n_ok = _split_block(split, i, blocks_per_split, N, BLOCK_N)
-            k = _load_rows(k_base, offs_n, offs_d, n_ok, d_ok, stride_kn)
             v = _load_rows(v_base, offs_n, offs_d, n_ok, d_ok, stride_vn)
-            valid = _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)[:, None] & f_ok[None, :]
-            s = _key_logits(k, w, valid, sq_scale, PRECISION)
-            new_max = tl.maximum(running_max, tl.max(s))
-            rescale = tl.exp(running_max - new_max)
-            p = tl.where(valid, tl.exp(s - new_max[None, :]), 0.0)
-            state = state * rescale[:, None] + _product(tl.trans(p), v, PRECISION, BF16_PRODUCTS)
-            key_sum = key_sum * rescale + tl.sum(p, axis=0)
+            key_ok = _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)
+            if TRANSPOSED:  # logits as (features, keys): the product with v takes them as they are
+                k_t = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None],
+                              mask=n_ok[None, :] & d_ok[:, None], other=0.0).to(tl.float32)  # fmt: skip
+                valid_t = f_ok[:, None] & key_ok[None, :]
+                s_t = tl.dot(w, k_t, input_precision=PRECISION) - (0.5 * sq_scale) * tl.sum(k_t * k_t, axis=0)[None, :]
+                s_t = tl.where(valid_t, s_t, -1.0e30)
+                new_max = tl.maximum(running_max, tl.max(s_t))
+                rescale = tl.exp(running_max - new_max)
+                p_t = tl.where(valid_t, tl.exp(s_t - new_max[:, None]), 0.0)
+                state = state * rescale[:, None] + _product(p_t, v, PRECISION, BF16_PRODUCTS)
+                key_sum = key_sum * rescale + tl.sum(p_t, axis=1)
+            else:
+                k = _load_rows(k_base, offs_n, offs_d, n_ok, d_ok, stride_kn)
+                valid = key_ok[:, None] & f_ok[None, :]
+                s = _key_logits(k, w, valid, sq_scale, PRECISION)
+                new_max = tl.maximum(running_max, tl.max(s))
+                rescale = tl.exp(running_max - new_max)
+                p = tl.where(valid, tl.exp(s - new_max[None, :]), 0.0)
+                state = state * rescale[:, None] + _product(tl.trans(p), v, PRECISION, BF16_PRODUCTS)
+                key_sum = key_sum * rescale + tl.sum(p, axis=0)
             running_max = new_max
         part = bh * tl.num_programs(1) + split
         _store_state_part(STATE_OUT, Z_OUT, part, offs_f, offs_d, state, key_sum, F_PAD, BLOCK_D)
@@ -296,66 +342,73 @@ if triton is not None:
         tl.store(ROW_DEN + bh * N + offs_n, denominator, mask=n_ok)
 
     @triton.jit
-    def _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok, stride_gb, stride_gh, stride_gn,
-                      N, floor):  # fmt: skip
+    def _output_grads(DO, OUT, ROW_DEN, b, h, bh, offs_n, offs_d, n_ok, d_ok, stride_gb, stride_gh, stride_gn,
+                      stride_ob, stride_oh, stride_on, N, floor):  # fmt: skip
         """out = num / den:  d num = d_out / den,  d den = −(d_out · out) / den  (0 where den was floored)."""
         d_out = _load_rows(DO + b * stride_gb + h * stride_gh, offs_n, offs_d, n_ok, d_ok, stride_gn)
+        out = _load_rows(OUT + b * stride_ob + h * stride_oh, offs_n, offs_d, n_ok, d_ok, stride_on)
         raw_denominator = _load_rows_of(ROW_DEN, bh, offs_n, n_ok, N)
         denominator = tl.maximum(raw_denominator, floor)
         d_num = d_out / denominator[:, None]
-        d_den = tl.where(raw_denominator > floor, -_load_rows_of(ROW_DELTA, bh, offs_n, n_ok, N) / denominator, 0.0)
+        d_den = tl.where(raw_denominator > floor, -tl.sum(d_out * out, axis=1) / denominator, 0.0)
         return d_num, d_den
 
     @triton.jit
-    def _query_bwd_dq(
-        Q, DO, W, STATE, Z, ROW_MAX, ROW_DEN, ROW_DELTA, DQ,
-        stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn, stride_dqb, stride_dqh, stride_dqn,
-        H, N, D, F, floor,
-        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
-        PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
-    ):  # fmt: skip
-        bh, b, h, offs_n, offs_d, n_ok, d_ok = _row_program(H, N, D, BLOCK_N, BLOCK_D)
-        q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
-        d_num, d_den = _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok,
-                                     stride_gb, stride_gh, stride_gn, N, floor)  # fmt: skip
-        row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
-        d_q = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        for fc in range(0, F_PAD // BLOCK_F):
-            offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
-            s = _query_logits(q, w, f_ok, PRECISION)
-            p = tl.exp(s - row_max[:, None])
-            state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
-            key_sum = tl.load(Z + bh * F_PAD + offs_f)
-            d_p = _product(d_num, tl.trans(state), PRECISION, BF16_PRODUCTS) + d_den[:, None] * key_sum[None, :]
-            # the per-query stabiliser is a common factor of numerator and denominator: its gradient cancels
-            d_q += _product(d_p * p, w, PRECISION, BF16_PRODUCTS)
-        dq_base = DQ + b * stride_dqb + h * stride_dqh
-        _store_rows(dq_base, offs_n, offs_d, n_ok, d_ok, stride_dqn, d_q.to(DQ.dtype.element_ty))
+    def _query_bwd_chunk(q, d_num, d_den, row_max, n_ok, W, STATE, Z, bh, fc, offs_d, F, d_q, d_state, d_key_sum,
+                         BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
+                         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):  # fmt: skip
+        """One chunk of features of a query tile: its share of dq, and its rows of dS, dz accumulated."""
+        offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
+        p = tl.where(n_ok[:, None] & f_ok[None, :], tl.exp(_logits(q, w, PRECISION) - row_max[:, None]), 0.0)
+        state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
+        key_sum = tl.load(Z + bh * F_PAD + offs_f)
+        d_p = _product(d_num, tl.trans(state), PRECISION, BF16_PRODUCTS) + d_den[:, None] * key_sum[None, :]
+        # the per-query stabiliser is a common factor of numerator and denominator: its gradient cancels
+        d_q += _product(d_p * p, w, PRECISION, BF16_PRODUCTS)
+        d_state += _product(tl.trans(p), d_num, PRECISION, BF16_PRODUCTS)
+        d_key_sum += tl.sum(p * d_den[:, None], axis=0)
+        return d_q, d_state, d_key_sum
 
     @triton.jit
-    def _query_bwd_state(
-        Q, DO, W, ROW_MAX, ROW_DEN, ROW_DELTA, DSTATE_OUT, DZ_OUT,
-        stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn,
+    def _query_bwd(
+        Q, DO, OUT, W, STATE, Z, ROW_MAX, ROW_DEN, DQ, DSTATE_OUT, DZ_OUT,
+        stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn, stride_ob, stride_oh, stride_on,
+        stride_dqb, stride_dqh, stride_dqn,
         H, N, D, F, blocks_per_split, floor,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
-        """Partial dS = Σ φ(q) d_numᵀ and dz = Σ φ(q) d_den of one (batch·head, split, chunk of features)."""
-        bh, split, b, h, offs_d, d_ok, offs_f, f_ok, w, d_state, d_key_sum = _split_program(
-            W, H, D, F, BLOCK_D, BLOCK_F
-        )
+        """dq of each query tile of one (batch·head, split of the sequence), and that split's partial
+        dS = Σ φ(q) d_numᵀ, dz = Σ φ(q) d_den; the features in F_PAD // BLOCK_F (one or two) chunks."""
+        bh, split = tl.program_id(0), tl.program_id(1)
+        b, h = bh // H, bh % H
+        offs_d = tl.arange(0, BLOCK_D)
+        d_ok = offs_d < D
+        d_state0 = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
+        d_key_sum0 = tl.zeros((BLOCK_F,), dtype=tl.float32)
+        d_state1 = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
+        d_key_sum1 = tl.zeros((BLOCK_F,), dtype=tl.float32)
         for i in range(0, blocks_per_split):
             offs_n, n_ok = _split_block(split, i, blocks_per_split, N, BLOCK_N)
             q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
-            d_num, d_den = _output_grads(DO, ROW_DEN, ROW_DELTA, b, h, bh, offs_n, offs_d, n_ok, d_ok,
-                                         stride_gb, stride_gh, stride_gn, N, floor)  # fmt: skip
+            d_num, d_den = _output_grads(DO, OUT, ROW_DEN, b, h, bh, offs_n, offs_d, n_ok, d_ok,
+                                         stride_gb, stride_gh, stride_gn, stride_ob, stride_oh, stride_on, N, floor)  # fmt: skip
             row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
-            valid = n_ok[:, None] & f_ok[None, :]
-            p = tl.where(valid, tl.exp(_logits(q, w, PRECISION) - row_max[:, None]), 0.0)
-            d_state += _product(tl.trans(p), d_num, PRECISION, BF16_PRODUCTS)
-            d_key_sum += tl.sum(p * d_den[:, None], axis=0)
+            d_q = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+            d_q, d_state0, d_key_sum0 = _query_bwd_chunk(
+                q, d_num, d_den, row_max, n_ok, W, STATE, Z, bh, 0, offs_d, F, d_q, d_state0, d_key_sum0,
+                BLOCK_D, BLOCK_F, F_PAD, PRECISION, BF16_PRODUCTS)  # fmt: skip
+            if F_PAD > BLOCK_F:
+                d_q, d_state1, d_key_sum1 = _query_bwd_chunk(
+                    q, d_num, d_den, row_max, n_ok, W, STATE, Z, bh, 1, offs_d, F, d_q, d_state1, d_key_sum1,
+                    BLOCK_D, BLOCK_F, F_PAD, PRECISION, BF16_PRODUCTS)  # fmt: skip
+            dq_base = DQ + b * stride_dqb + h * stride_dqh
+            _store_rows(dq_base, offs_n, offs_d, n_ok, d_ok, stride_dqn, d_q.to(DQ.dtype.element_ty))
         part = bh * tl.num_programs(1) + split
-        _store_state_part(DSTATE_OUT, DZ_OUT, part, offs_f, offs_d, d_state, d_key_sum, F_PAD, BLOCK_D)
+        offs_f = tl.arange(0, BLOCK_F)
+        _store_state_part(DSTATE_OUT, DZ_OUT, part, offs_f, offs_d, d_state0, d_key_sum0, F_PAD, BLOCK_D)
+        if F_PAD > BLOCK_F:
+            _store_state_part(DSTATE_OUT, DZ_OUT, part, BLOCK_F + offs_f, offs_d, d_state1, d_key_sum1, F_PAD, BLOCK_D)
 
     @triton.jit
     def _key_bwd(
@@ -410,22 +463,28 @@ def _split_grid(batch_heads: int, num_blocks: int, device: torch.device) -> tupl
 
 def _padded_sizes(head_dim: int, num_features: int) -> tuple[int, int]:
     """Tile width covering head_dim (a power of two ≥ 16, the smallest tensor-core operand) and the feature count
-    rounded up to a multiple of every tile choice's ``block_f`` (a fallback to other tiles needs no re-padding)."""
-    block_f = math.lcm(*(tiles.block_f for tiles in tile_choices(torch.float32) + tile_choices(torch.bfloat16)))
-    return max(16, 1 << (head_dim - 1).bit_length()), -(-num_features // block_f) * block_f
+    padded to a power of two ≥ 128: a multiple of every tile choice's ``block_f`` (a fallback to other tiles needs
+    no re-padding), and one or two power-of-two chunks for ``_query_bwd``, which holds all features of a tile."""
+    return max(16, 1 << (head_dim - 1).bit_length()), max(128, 1 << (num_features - 1).bit_length())
 
 
-def _options(q: torch.Tensor, w: torch.Tensor, tiles: FavorKernelConfig) -> dict:
+def _options(q: torch.Tensor, w: torch.Tensor, tiles: FavorKernelConfig, kernel: str) -> dict:
+    """The compile-time arguments of ``kernel`` (one of :data:`KERNELS`) under ``tiles``."""
+    launch, f_pad = tiles.launch(kernel), w.shape[0]
+    block_f = min(launch.block_f, f_pad)
+    if kernel == "query_bwd":  # all features in one or two chunks
+        block_f = max(block_f, f_pad // 2)
     low_precision = q.dtype != torch.float32
     return dict(
-        BLOCK_N=tiles.block_n,
+        BLOCK_N=launch.block_n,
         BLOCK_D=w.shape[1],
-        BLOCK_F=tiles.block_f,
-        F_PAD=w.shape[0],
+        BLOCK_F=block_f,
+        F_PAD=f_pad,
         PRECISION="tf32" if low_precision else "ieee",
         # Triton's CPU interpreter (3.9) miscomputes bf16 dots: there the products stay fp32 (GPU tests cover bf16)
         BF16_PRODUCTS=low_precision and tiles.bf16_products and os.environ.get("TRITON_INTERPRET") != "1",
-        num_warps=tiles.num_warps,
+        num_warps=launch.num_warps,
+        num_stages=launch.num_stages,
     )
 
 
@@ -437,11 +496,6 @@ def _merge_splits(
     key_max = maxima.amax(dim=(1, 2))
     weights = torch.exp(maxima - key_max[:, None, None]).repeat_interleave(block_f, dim=2)  # (bh, splits, f_pad)
     return (states * weights[..., None]).sum(dim=1), (key_sums * weights).sum(dim=1), key_max
-
-
-def _row_delta(d_out: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``d_out · out`` per query, in float32 (the softmax-like normaliser's share of the gradient)."""
-    return (d_out.float() * out.float()).sum(dim=-1)
 
 
 def _mask_args(mask: Optional[torch.Tensor], dummy: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -476,25 +530,27 @@ def _forward_kernels(
     tiles: FavorKernelConfig,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     batch, heads, n, d = q.shape
-    options = _options(q, w, tiles)
     bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
-    num_blocks = triton.cdiv(n, options["BLOCK_N"])
-    splits, per_split = _split_grid(bh, num_blocks, q.device)
+    key_options = _options(q, w, tiles, "key_state")
+    splits, per_split = _split_grid(bh, triton.cdiv(n, key_options["BLOCK_N"]), q.device)
+    chunks = f_pad // key_options["BLOCK_F"]
     f32 = dict(device=q.device, dtype=torch.float32)
     states = torch.empty(bh, splits, f_pad, block_d, **f32)
     key_sums = torch.empty(bh, splits, f_pad, **f32)
-    maxima = torch.empty(bh, splits, f_pad // options["BLOCK_F"], **f32)
+    maxima = torch.empty(bh, splits, chunks, **f32)
     mask_arg, mask_stride = _mask_args(mask, q)
-    _key_state_fwd[(bh, splits, f_pad // options["BLOCK_F"])](
+    _key_state_fwd[(bh, splits, chunks)](
         k, v, w, mask_arg, states, key_sums, maxima, *_strides(k), *_strides(v), mask_stride,
-        heads, n, d, num_features, per_split, d**-0.5, HAS_MASK=mask is not None, **options,
+        heads, n, d, num_features, per_split, d**-0.5, HAS_MASK=mask is not None,
+        TRANSPOSED=tiles.key_logits_transposed, **key_options,
     )  # fmt: skip
-    state, key_sum, key_max = compiled_on_cuda(_merge_splits, q)(states, key_sums, maxima, options["BLOCK_F"])
+    state, key_sum, key_max = compiled_on_cuda(_merge_splits, q)(states, key_sums, maxima, key_options["BLOCK_F"])
     out = _token_major(batch, heads, n, d, like=q, dtype=v.dtype)
     row_max, row_den = torch.empty(bh, n, **f32), torch.empty(bh, n, **f32)
-    _query_fwd[(bh, num_blocks)](
+    query_options = _options(q, w, tiles, "query_fwd")
+    _query_fwd[(bh, triton.cdiv(n, query_options["BLOCK_N"]))](
         q, w, state, key_sum, out, row_max, row_den, *_strides(q), *_strides(out),
-        heads, n, d, num_features, _DENOMINATOR_FLOOR * num_features, **options,
+        heads, n, d, num_features, _DENOMINATOR_FLOOR * num_features, **query_options,
     )  # fmt: skip
     return out, state, key_sum, key_max, row_max, row_den
 
@@ -528,7 +584,7 @@ def _favor_backward(
     row_max: torch.Tensor,
     row_den: torch.Tensor,
 ) -> torch.Tensor:
-    d_out, qkv = _unit_stride_rows(d_out), _unit_stride_rows(qkv)
+    d_out, out, qkv = _unit_stride_rows(d_out), _unit_stride_rows(out), _unit_stride_rows(qkv)
     saved = (state, key_sum, key_max, row_max, row_den)
     return run_with_fitting_tiles(
         lambda tiles: _backward_kernels(d_out, out, qkv, w, mask, num_features, *saved, tiles), qkv.dtype, qkv.device)
@@ -541,30 +597,25 @@ def _backward_kernels(
 ) -> torch.Tensor:
     q, k, v = qkv.unbind(0)
     batch, heads, n, d = q.shape
-    options = _options(q, w, tiles)
     bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
-    num_blocks = triton.cdiv(n, options["BLOCK_N"])
-    splits, per_split = _split_grid(bh, num_blocks, q.device)
+    query_options = _options(q, w, tiles, "query_bwd")
+    splits, per_split = _split_grid(bh, triton.cdiv(n, query_options["BLOCK_N"]), q.device)
     f32 = dict(device=q.device, dtype=torch.float32)
-    floor = _DENOMINATOR_FLOOR * num_features
-    row_delta = compiled_on_cuda(_row_delta, q)(d_out, out).reshape(bh, n)
     d_qkv = _token_major(*qkv.shape, like=qkv, dtype=qkv.dtype, packed=True)
     d_q, d_k, d_v = d_qkv.unbind(0)
-    _query_bwd_dq[(bh, num_blocks)](
-        q, d_out, w, state, key_sum, row_max, row_den, row_delta, d_q, *_strides(q), *_strides(d_out), *_strides(d_q),
-        heads, n, d, num_features, floor, **options,
-    )  # fmt: skip
     d_states = torch.empty(bh, splits, f_pad, block_d, **f32)
     d_key_sums = torch.empty(bh, splits, f_pad, **f32)
-    _query_bwd_state[(bh, splits, f_pad // options["BLOCK_F"])](
-        q, d_out, w, row_max, row_den, row_delta, d_states, d_key_sums, *_strides(q), *_strides(d_out),
-        heads, n, d, num_features, per_split, floor, **options,
+    _query_bwd[(bh, splits)](
+        q, d_out, out, w, state, key_sum, row_max, row_den, d_q, d_states, d_key_sums,
+        *_strides(q), *_strides(d_out), *_strides(out), *_strides(d_q),
+        heads, n, d, num_features, per_split, _DENOMINATOR_FLOOR * num_features, **query_options,
     )  # fmt: skip
     mask_arg, mask_stride = _mask_args(mask, q)
-    _key_bwd[(bh, num_blocks)](
+    key_options = _options(q, w, tiles, "key_bwd")
+    _key_bwd[(bh, triton.cdiv(n, key_options["BLOCK_N"]))](
         k, v, w, mask_arg, key_max, d_states.sum(dim=1), d_key_sums.sum(dim=1), d_k, d_v,
         *_strides(k), *_strides(v), mask_stride, *_strides(d_k), *_strides(d_v),
-        heads, n, d, num_features, d**-0.5, HAS_MASK=mask is not None, **options,
+        heads, n, d, num_features, d**-0.5, HAS_MASK=mask is not None, **key_options,
     )  # fmt: skip
     return d_qkv
 
