@@ -12,9 +12,9 @@ memory) are reported as such. Prints a table and the fastest correct config; ``-
     python scripts/tune_favor_kernel.py --dtype float32 --out docs/benchmarks/h200/favor_tuning_fp32.json
     python scripts/tune_favor_kernel.py --per-kernel --out docs/benchmarks/h200/favor_tuning_per_kernel.json
 
-``--per-kernel`` instead times each of the four kernels under every launch shape (:data:`LAUNCHES`; the key-state
-kernel also with its logits transposed) from profiles of whole forward+backward steps, picks each kernel's fastest
-shape, and checks and times that combination against the current default. Its kernels are compiled first by
+``--per-kernel`` instead times each of the five kernels under every launch shape (:data:`LAUNCHES`) from profiles
+of whole forward+backward steps, picks each kernel's fastest shape, and checks and times that combination against
+the current default. Its kernels are compiled first by
 parallel processes (Triton's disk cache keeps them), so that the timing process compiles nothing.
 
 Every configuration runs in a process of its own: one that faults on the device (an illegal memory access leaves
@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -43,11 +44,9 @@ BLOCK_F = (64, 128)
 NUM_WARPS = (4, 8)
 
 
-# --per-kernel: launch shapes tried for every kernel (block_n, block_f, num_warps, num_stages); query_bwd's block_f is
-# its feature chunk (all features in one or two chunks), so it takes 128 or 256 where the others take 64 or 128
+# --per-kernel: launch shapes tried for every kernel (block_n, block_f, num_warps, num_stages)
 LAUNCHES = list(itertools.product((64, 128), (64, 128), (4, 8), (2, 3)))
-KERNEL_NAMES = {"key_state": "_key_state_fwd", "query_fwd": "_query_fwd", "query_bwd": "_query_bwd",
-                "key_bwd": "_key_bwd"}
+KERNEL_NAMES = {name: f"_{name}" for name in favor_triton.KERNELS} | {"key_state": "_key_state_fwd"}
 
 
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -117,14 +116,32 @@ def profile(projection: torch.Tensor, length: int, batch_tokens: int, heads: int
     return prof.key_averages().table(sort_by="cuda_time_total", row_limit=15)
 
 
-def sweep_config(index: int) -> favor_triton.FavorKernelConfig:
-    """Round ``index`` of the per-kernel sweep: every kernel at launch shape ``index % len(LAUNCHES)``; the second
-    half of the rounds with the key logits transposed."""
-    block_n, block_f, warps, stages = LAUNCHES[index % len(LAUNCHES)]
-    launches = {name: favor_triton.KernelLaunch(block_n, 2 * block_f if name == "query_bwd" else block_f, warps, stages)
-                for name in KERNEL_NAMES}
-    return favor_triton.FavorKernelConfig(
-        per_kernel=tuple(launches.items()), key_logits_transposed=index >= len(LAUNCHES))
+def sweep_config(index: int, only: Optional[str] = None) -> favor_triton.FavorKernelConfig:
+    """Round ``index`` of the per-kernel sweep: every kernel (or ``only`` that one, the others at a small shape
+    that fits any card) at launch shape ``LAUNCHES[index]``."""
+    launch = favor_triton.KernelLaunch(*LAUNCHES[index])
+    names = [only] if only else list(KERNEL_NAMES)
+    return favor_triton.FavorKernelConfig(64, 64, 4, num_stages=2, per_kernel=tuple((name, launch) for name in names))
+
+
+def sweep_round(index: int, projection: torch.Tensor, args: argparse.Namespace) -> dict:
+    """Each kernel's ms at launch shape ``index``: all kernels in one step, or, where one of them does not fit the
+    card, each kernel in a step of its own (a kernel that does not fit gets no time)."""
+    def times(only: Optional[str] = None) -> dict[str, float]:
+        favor_triton.KERNEL_CONFIG = sweep_config(index, only)
+        measured = kernel_times(projection, args)
+        return {only: measured[only]} if only else measured
+
+    try:
+        return times()
+    except Exception:  # noqa: BLE001 - one kernel's shape did not fit (or compile): find which
+        row = {}
+        for name in KERNEL_NAMES:
+            try:
+                row |= times(name)
+            except Exception as error:  # noqa: BLE001 - a result, not a crash
+                row[f"{name}_status"] = f"failed: {type(error).__name__}: {str(error).splitlines()[0][:100]}"
+        return row
 
 
 def kernel_times(projection: torch.Tensor, args: argparse.Namespace, steps: int = 3) -> dict[str, float]:
@@ -145,7 +162,7 @@ def kernel_times(projection: torch.Tensor, args: argparse.Namespace, steps: int 
 def per_kernel_sweep(args: argparse.Namespace) -> dict:
     """Every kernel under every launch shape; the fastest per kernel, combined, checked and timed against the
     current default."""
-    rounds = range(2 * len(LAUNCHES))
+    rounds = range(len(LAUNCHES))
     warm = [subprocess.Popen([sys.executable, __file__, "--warm", ",".join(map(str, rounds[i::8])),
                               "--head-dim", str(args.head_dim), "--num-features", str(args.num_features),
                               "--length", str(args.length), "--batch-tokens", str(args.batch_tokens),
@@ -153,26 +170,18 @@ def per_kernel_sweep(args: argparse.Namespace) -> dict:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(8)]
     for process in warm:
         process.wait()
+    default = favor_triton.TILE_CHOICES["bf16"][0]
     projection = orthogonal_gaussian_projection(args.num_features, args.head_dim, device=torch.device("cuda"))
     rows = []
     for index in rounds:
-        config = sweep_config(index)
-        favor_triton.KERNEL_CONFIG = config
-        try:
-            times = kernel_times(projection, args)
-        except Exception as error:  # noqa: BLE001 - a shape that does not compile is a result
-            times = {"status": f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120]}"}
-        rows.append({"round": index, "launch": LAUNCHES[index % len(LAUNCHES)],
-                     "key_logits_transposed": config.key_logits_transposed, **times})
+        rows.append({"round": index, "launch": LAUNCHES[index], **sweep_round(index, projection, args)})
         print(json.dumps(rows[-1]), flush=True)
-    ok = [r for r in rows if "status" not in r]
-    best = {name: min(ok, key=lambda r: r[name]) for name in KERNEL_NAMES}
-    per_kernel = tuple((name, sweep_config(best[name]["round"]).launch(name)) for name in KERNEL_NAMES)
-    combined = favor_triton.FavorKernelConfig(
-        per_kernel=per_kernel, key_logits_transposed=best["key_state"]["key_logits_transposed"])
+    best = {name: min((r for r in rows if name in r), key=lambda r: r[name]) for name in KERNEL_NAMES}
+    per_kernel = tuple((name, favor_triton.KernelLaunch(*LAUNCHES[best[name]["round"]])) for name in KERNEL_NAMES)
+    combined = favor_triton.FavorKernelConfig(64, 64, 4, num_stages=2, per_kernel=per_kernel)
     result = {"rows": rows, "best_per_kernel": {name: {"round": best[name]["round"], "ms": best[name][name]}
                                                 for name in KERNEL_NAMES}}
-    for label, config in (("default", favor_triton.tile_choices(torch.bfloat16)[0]), ("combined", combined)):
+    for label, config in (("default", default), ("combined", combined)):
         favor_triton.KERNEL_CONFIG = config
         out_error, grad_error = check(projection, torch.bfloat16)
         result[label] = {"config": repr(config), "out_error": out_error, "grad_error": grad_error,

@@ -65,7 +65,7 @@ def fused_and_reference(batch, heads, n, head_dim, num_features, seed, dtype):
 @pytest.mark.parametrize(
     "batch,heads,n,head_dim,num_features",
     [(2, 2, 150, 16, 24), (1, 3, 70, 20, 40), (2, 1, 33, 64, 256), (1, 2, 700, 16, 64), (1, 1, 40, 16, 300)],
-    ids=["pow2-head", "odd-sizes", "default-sizes", "several-tiles-per-split", "features-padded-to-512"],
+    ids=["pow2-head", "odd-sizes", "default-sizes", "several-tiles-per-split", "features-padded-to-384"],
 )
 def test_fused_kernel_matches_the_pytorch_path_forward_and_backward(batch, heads, n, head_dim, num_features) -> None:
     actual, actual_grad, expected, expected_grad = fused_and_reference(
@@ -88,22 +88,22 @@ def test_bf16_inputs_match_the_float64_pytorch_path(bf16_products: bool, monkeyp
 
 
 def _config_variants():
-    from hierarchicalvlm.attention.ops.favor_triton import FavorKernelConfig, KernelLaunch
+    from hierarchicalvlm.attention.ops.favor_triton import TILE_CHOICES, FavorKernelConfig, KernelLaunch
 
     return {
-        "transposed-key-logits": FavorKernelConfig(32, 64, 4, key_logits_transposed=True),
-        "query-bwd-one-chunk": FavorKernelConfig(32, 64, 4, per_kernel=(("query_bwd", KernelLaunch(16, 256, 4, 2)),)),
+        "tuned-bf16-shapes": TILE_CHOICES["bf16"][0],
         "each-kernel-its-own": FavorKernelConfig(per_kernel=(
             ("key_state", KernelLaunch(16, 64, 4, 1)), ("query_fwd", KernelLaunch(64, 128, 4, 2)),
-            ("query_bwd", KernelLaunch(32, 64, 4, 3)), ("key_bwd", KernelLaunch(16, 128, 2, 2)),
+            ("query_bwd_dq", KernelLaunch(32, 64, 4, 3)), ("query_bwd_state", KernelLaunch(128, 128, 4, 2)),
+            ("key_bwd", KernelLaunch(16, 128, 2, 2)),
         )),  # fmt: skip
     }
 
 
-@pytest.mark.parametrize("variant", ["transposed-key-logits", "query-bwd-one-chunk", "each-kernel-its-own"])
-def test_every_kernel_variant_and_launch_shape_computes_the_same(variant: str, monkeypatch) -> None:
-    """Launch shapes chosen per kernel (sequence tiles of different heights in the forward and the backward, the
-    query backward's features in one chunk or two) and the transposed key logits change no result."""
+@pytest.mark.parametrize("variant", ["tuned-bf16-shapes", "each-kernel-its-own"])
+def test_launch_shapes_chosen_per_kernel_compute_the_same(variant: str, monkeypatch) -> None:
+    """Each kernel at a launch shape of its own (sequence tiles of different heights in the forward and the
+    backward, different feature chunks, so different sequence splits) changes no result."""
     from hierarchicalvlm.attention.ops import favor_triton
 
     monkeypatch.setattr(favor_triton, "KERNEL_CONFIG", _config_variants()[variant])
@@ -112,17 +112,17 @@ def test_every_kernel_variant_and_launch_shape_computes_the_same(variant: str, m
     assert relative_error(actual_grad, expected_grad) < 1e-4
 
 
-def test_feature_counts_pad_to_a_power_of_two_the_query_backward_splits_in_two() -> None:
+def test_a_launch_shape_per_kernel_reaches_its_kernel_only() -> None:
     from hierarchicalvlm.attention.ops.favor_triton import FavorKernelConfig, KernelLaunch, _options, _padded_sizes
 
-    assert _padded_sizes(64, 256) == (64, 256) and _padded_sizes(20, 300) == (32, 512) and _padded_sizes(16, 24) == (16, 128)
-    w, q = torch.zeros(512, 64), torch.zeros(1, dtype=torch.bfloat16)
+    w, q = torch.zeros(256, 64), torch.zeros(1, dtype=torch.bfloat16)
     config = FavorKernelConfig(128, 128, 8, per_kernel=(("key_bwd", KernelLaunch(64, 64, 4, 2)),))
-    assert _options(q, w, config, "query_bwd")["BLOCK_F"] == 256  # at most two chunks
-    assert _options(q, w, config, "key_state")["BLOCK_F"] == 128
-    assert (_options(q, w, config, "key_bwd")["BLOCK_N"], _options(q, w, config, "key_bwd")["num_stages"]) == (64, 2)
-    with pytest.raises(ValueError, match="unknown kernels \\['query_bwd_dq'\\]"):
-        FavorKernelConfig(per_kernel=(("query_bwd_dq", KernelLaunch(64, 64, 4)),))
+    key_bwd, query_fwd = _options(q, w, config, "key_bwd"), _options(q, w, config, "query_fwd")
+    assert (key_bwd["BLOCK_N"], key_bwd["BLOCK_F"], key_bwd["num_warps"], key_bwd["num_stages"]) == (64, 64, 4, 2)
+    assert (query_fwd["BLOCK_N"], query_fwd["BLOCK_F"], query_fwd["num_warps"], query_fwd["num_stages"]) == (128, 128, 8, 3)
+    assert _padded_sizes(20, 300) == (32, 384)  # features: a multiple of every choice's feature chunk
+    with pytest.raises(ValueError, match="unknown kernels \\['query_bwd'\\]"):
+        FavorKernelConfig(per_kernel=(("query_bwd", KernelLaunch(64, 64, 4)),))
 
 
 def test_sequence_without_real_keys_gives_zero_output_and_finite_gradients() -> None:

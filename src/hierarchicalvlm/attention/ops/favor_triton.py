@@ -10,13 +10,16 @@ matmul with the projection ω) and consumes it at once:
                         key stabiliser;
 * ``_query_fwd``        out_i = φ(q_i)ᵀ S / φ(q_i)ᵀ z per query tile, with an online per-query maximum over the
                         feature chunks; it keeps each query's maximum and denominator for the backward;
-* ``_query_bwd``        dq per query tile and the partial gradients of the state (dS, dz) per (batch·head,
-                        sequence split), from one evaluation of each query's features (all features of a query
-                        tile at once, in one or two chunks: dq needs them all, dS sums them over the sequence);
+* ``_query_bwd_dq``     dq per query tile;
+* ``_query_bwd_state``  the partial gradients of the state (dS, dz) per (batch·head, split, feature chunk);
 * ``_key_bwd``          dk, dv per key tile from dS, dz.
 
-The partial states are merged (and rescaled to one stabiliser) in PyTorch between the kernels. Each kernel has its
-own launch shape (``FavorKernelConfig.launch``): they read different tiles and hold different accumulators.
+The partial states are merged (and rescaled to one stabiliser) in PyTorch between the kernels. The two kernels that
+sum over the sequence form their logits as features × positions, the layout their product with v (or d_out)
+takes. Each kernel has its own launch shape (``FavorKernelConfig.launch``): they hold different tiles and
+accumulators, and each is fastest at a different shape (``scripts/tune_favor_kernel.py --per-kernel``). (One
+backward kernel for dq and dS together, tried on 2026-12-01, had to hold every feature of its query tile at once
+and took twice as long as these two.)
 
 Every product accumulates in fp32. For fp32 inputs the operands are exact IEEE fp32; for bf16/fp16 inputs the
 feature logits ωᵀq, ωᵀk take TF32 operands and the products of features with values, states and gradients bf16
@@ -58,14 +61,12 @@ _DENOMINATOR_FLOOR = torch.finfo(torch.float32).tiny ** 0.5
 _PROGRAMS_PER_SM = 4
 
 
-KERNELS = ("key_state", "query_fwd", "query_bwd", "key_bwd")
+KERNELS = ("key_state", "query_fwd", "query_bwd_dq", "query_bwd_state", "key_bwd")
 
 
 @dataclasses.dataclass(frozen=True)
 class KernelLaunch:
-    """One kernel's launch shape: sequence positions and random features per tile, warps, software-pipeline
-    stages. (``query_bwd`` holds all features of its query tile: its ``block_f`` is the size of each of at most two
-    feature chunks, raised where the padded feature count needs it.)"""
+    """One kernel's launch shape: sequence positions and random features per tile, warps, software-pipeline stages."""
 
     block_n: int
     block_f: int
@@ -84,8 +85,6 @@ class FavorKernelConfig:
             bf16 operands (fp32 accumulation; 2x the TF32 tensor-core rate, half the shared memory). The feature
             logits ωᵀq, ωᵀk stay TF32: an error there is amplified by exp(). fp32 inputs always use IEEE fp32.
         per_kernel: ``(kernel name, KernelLaunch)`` pairs (names in :data:`KERNELS`) overriding the shared shape.
-        key_logits_transposed: ``_key_state_fwd`` forms the key logits as ωkᵀ (features × keys) instead of kωᵀ,
-            so that the product with the values takes them without a transpose in registers.
     """
 
     block_n: int = 128
@@ -94,7 +93,6 @@ class FavorKernelConfig:
     bf16_products: bool = True
     num_stages: int = 3
     per_kernel: tuple[tuple[str, KernelLaunch], ...] = ()
-    key_logits_transposed: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted({name for name, _ in self.per_kernel} - set(KERNELS))
@@ -108,13 +106,24 @@ class FavorKernelConfig:
         )
 
 
-# Tile choices per input precision, preferred first. The first is the fastest measured on an H200
-# (docs/benchmarks/h200/favor_tuning*.json); a choice whose kernels need more shared memory than the device offers
+# Tile choices per input precision, preferred first. The first bf16 choice gives each kernel the launch shape at
+# which it was fastest on an H200 at 16K tokens x 8 heads x 64, 256 features (scripts/tune_favor_kernel.py
+# --per-kernel, docs/benchmarks/h200/favor_tuning_per_kernel.json); the fp32 ones are the fastest uniform shapes of
+# docs/benchmarks/h200/favor_tuning_fp32.json. A choice whose kernels need more shared memory than the device offers
 # (Triton compares each compiled kernel with the device's queried limit at launch: OutOfResources) is dropped for
 # that device and the next one runs. fp32 tiles take twice the shared memory of bf16 ones: 128 x 128 asks 256 KiB
 # in the backward, over the H200's 227 KiB.
+TUNED_BF16 = FavorKernelConfig(
+    64, 64, 4, True, per_kernel=(
+        ("key_state", KernelLaunch(64, 128, 8, 2)),
+        ("query_fwd", KernelLaunch(128, 64, 4, 2)),
+        ("query_bwd_dq", KernelLaunch(128, 64, 8, 2)),
+        ("query_bwd_state", KernelLaunch(64, 128, 8, 2)),
+        ("key_bwd", KernelLaunch(128, 64, 8, 2)),
+    ),
+)  # fmt: skip
 TILE_CHOICES: dict[str, tuple[FavorKernelConfig, ...]] = {
-    "bf16": (FavorKernelConfig(128, 128, 8, True), FavorKernelConfig(64, 64, 4, True)),
+    "bf16": (TUNED_BF16, FavorKernelConfig(64, 64, 4, True)),
     "fp32": (FavorKernelConfig(32, 64, 4, False), FavorKernelConfig(32, 64, 8, False)),
 }
 # When set, the only tiles used, for every precision (the tuning script and tests pin one this way).
@@ -232,6 +241,11 @@ if triton is not None:
         return tl.dot(x, tl.trans(w), input_precision=PRECISION)
 
     @triton.jit
+    def _logits_t(w, x_t, PRECISION: tl.constexpr):
+        """ωxᵀ: the logits as (features, positions), from a tile of rows read transposed."""
+        return tl.dot(w, x_t, input_precision=PRECISION)
+
+    @triton.jit
     def _product(a, b, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
         """a @ b with fp32 accumulation, on bf16 operands if BF16_PRODUCTS (see FavorKernelConfig)."""
         if BF16_PRODUCTS:
@@ -268,42 +282,39 @@ if triton is not None:
         return offs_n, offs_n < N
 
     @triton.jit
+    def _load_rows_t(ptr, offs_n, offs_d, n_ok, d_ok, stride_n):
+        """A tile of rows read transposed, as ``(head dims, positions)``."""
+        rows = ptr + offs_n[None, :] * stride_n + offs_d[:, None]
+        return tl.load(rows, mask=n_ok[None, :] & d_ok[:, None], other=0.0).to(tl.float32)
+
+    @triton.jit
     def _key_state_fwd(
         K, V, W, MASK, STATE_OUT, Z_OUT, M_OUT,
         stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_mb,
         H, N, D, F, blocks_per_split, sq_scale,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
-        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr, TRANSPOSED: tl.constexpr,
+        HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
-        """Partial Σ φ(k) vᵀ, Σ φ(k) of one (batch·head, split of the sequence, chunk of features)."""
+        """Partial Σ φ(k) vᵀ, Σ φ(k) of one (batch·head, split of the sequence, chunk of features).
+
+        The logits are formed as ωkᵀ (features × keys), the layout in which the product with v takes them: the
+        kᵀω form needed a transpose in registers and took twice as long (docs/PERFORMANCE.md)."""
         bh, split, b, h, offs_d, d_ok, offs_f, f_ok, w, state, key_sum = _split_program(W, H, D, F, BLOCK_D, BLOCK_F)
         running_max = tl.full((BLOCK_F,), -1.0e30, tl.float32)  # all entries equal: one stabiliser per program
         k_base = K + b * stride_kb + h * stride_kh
         v_base = V + b * stride_vb + h * stride_vh
         for i in range(0, blocks_per_split):
             offs_n, n_ok = _split_block(split, i, blocks_per_split, N, BLOCK_N)
+            k_t = _load_rows_t(k_base, offs_n, offs_d, n_ok, d_ok, stride_kn)
             v = _load_rows(v_base, offs_n, offs_d, n_ok, d_ok, stride_vn)
-            key_ok = _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)
-            if TRANSPOSED:  # logits as (features, keys): the product with v takes them as they are
-                k_t = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None],
-                              mask=n_ok[None, :] & d_ok[:, None], other=0.0).to(tl.float32)  # fmt: skip
-                valid_t = f_ok[:, None] & key_ok[None, :]
-                s_t = tl.dot(w, k_t, input_precision=PRECISION) - (0.5 * sq_scale) * tl.sum(k_t * k_t, axis=0)[None, :]
-                s_t = tl.where(valid_t, s_t, -1.0e30)
-                new_max = tl.maximum(running_max, tl.max(s_t))
-                rescale = tl.exp(running_max - new_max)
-                p_t = tl.where(valid_t, tl.exp(s_t - new_max[:, None]), 0.0)
-                state = state * rescale[:, None] + _product(p_t, v, PRECISION, BF16_PRODUCTS)
-                key_sum = key_sum * rescale + tl.sum(p_t, axis=1)
-            else:
-                k = _load_rows(k_base, offs_n, offs_d, n_ok, d_ok, stride_kn)
-                valid = key_ok[:, None] & f_ok[None, :]
-                s = _key_logits(k, w, valid, sq_scale, PRECISION)
-                new_max = tl.maximum(running_max, tl.max(s))
-                rescale = tl.exp(running_max - new_max)
-                p = tl.where(valid, tl.exp(s - new_max[None, :]), 0.0)
-                state = state * rescale[:, None] + _product(tl.trans(p), v, PRECISION, BF16_PRODUCTS)
-                key_sum = key_sum * rescale + tl.sum(p, axis=0)
+            valid_t = f_ok[:, None] & _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)[None, :]
+            s_t = _logits_t(w, k_t, PRECISION) - (0.5 * sq_scale) * tl.sum(k_t * k_t, axis=0)[None, :]
+            s_t = tl.where(valid_t, s_t, -1.0e30)
+            new_max = tl.maximum(running_max, tl.max(s_t))
+            rescale = tl.exp(running_max - new_max)
+            p_t = tl.where(valid_t, tl.exp(s_t - new_max[:, None]), 0.0)
+            state = state * rescale[:, None] + _product(p_t, v, PRECISION, BF16_PRODUCTS)
+            key_sum = key_sum * rescale + tl.sum(p_t, axis=1)
             running_max = new_max
         part = bh * tl.num_programs(1) + split
         _store_state_part(STATE_OUT, Z_OUT, part, offs_f, offs_d, state, key_sum, F_PAD, BLOCK_D)
@@ -342,73 +353,67 @@ if triton is not None:
         tl.store(ROW_DEN + bh * N + offs_n, denominator, mask=n_ok)
 
     @triton.jit
-    def _output_grads(DO, OUT, ROW_DEN, b, h, bh, offs_n, offs_d, n_ok, d_ok, stride_gb, stride_gh, stride_gn,
-                      stride_ob, stride_oh, stride_on, N, floor):  # fmt: skip
+    def _output_grads(d_out, out, ROW_DEN, bh, offs_n, n_ok, N, floor):
         """out = num / den:  d num = d_out / den,  d den = −(d_out · out) / den  (0 where den was floored)."""
-        d_out = _load_rows(DO + b * stride_gb + h * stride_gh, offs_n, offs_d, n_ok, d_ok, stride_gn)
-        out = _load_rows(OUT + b * stride_ob + h * stride_oh, offs_n, offs_d, n_ok, d_ok, stride_on)
         raw_denominator = _load_rows_of(ROW_DEN, bh, offs_n, n_ok, N)
         denominator = tl.maximum(raw_denominator, floor)
-        d_num = d_out / denominator[:, None]
         d_den = tl.where(raw_denominator > floor, -tl.sum(d_out * out, axis=1) / denominator, 0.0)
-        return d_num, d_den
+        return d_out / denominator[:, None], d_den
 
     @triton.jit
-    def _query_bwd_chunk(q, d_num, d_den, row_max, n_ok, W, STATE, Z, bh, fc, offs_d, F, d_q, d_state, d_key_sum,
-                         BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
-                         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):  # fmt: skip
-        """One chunk of features of a query tile: its share of dq, and its rows of dS, dz accumulated."""
-        offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
-        p = tl.where(n_ok[:, None] & f_ok[None, :], tl.exp(_logits(q, w, PRECISION) - row_max[:, None]), 0.0)
-        state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
-        key_sum = tl.load(Z + bh * F_PAD + offs_f)
-        d_p = _product(d_num, tl.trans(state), PRECISION, BF16_PRODUCTS) + d_den[:, None] * key_sum[None, :]
-        # the per-query stabiliser is a common factor of numerator and denominator: its gradient cancels
-        d_q += _product(d_p * p, w, PRECISION, BF16_PRODUCTS)
-        d_state += _product(tl.trans(p), d_num, PRECISION, BF16_PRODUCTS)
-        d_key_sum += tl.sum(p * d_den[:, None], axis=0)
-        return d_q, d_state, d_key_sum
-
-    @triton.jit
-    def _query_bwd(
-        Q, DO, OUT, W, STATE, Z, ROW_MAX, ROW_DEN, DQ, DSTATE_OUT, DZ_OUT,
+    def _query_bwd_dq(
+        Q, DO, OUT, W, STATE, Z, ROW_MAX, ROW_DEN, DQ,
         stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn, stride_ob, stride_oh, stride_on,
         stride_dqb, stride_dqh, stride_dqn,
+        H, N, D, F, floor,
+        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
+        PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
+    ):  # fmt: skip
+        bh, b, h, offs_n, offs_d, n_ok, d_ok = _row_program(H, N, D, BLOCK_N, BLOCK_D)
+        q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
+        d_out = _load_rows(DO + b * stride_gb + h * stride_gh, offs_n, offs_d, n_ok, d_ok, stride_gn)
+        out = _load_rows(OUT + b * stride_ob + h * stride_oh, offs_n, offs_d, n_ok, d_ok, stride_on)
+        d_num, d_den = _output_grads(d_out, out, ROW_DEN, bh, offs_n, n_ok, N, floor)
+        row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
+        d_q = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        for fc in range(0, F_PAD // BLOCK_F):
+            offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
+            s = _query_logits(q, w, f_ok, PRECISION)
+            p = tl.exp(s - row_max[:, None])
+            state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
+            key_sum = tl.load(Z + bh * F_PAD + offs_f)
+            d_p = _product(d_num, tl.trans(state), PRECISION, BF16_PRODUCTS) + d_den[:, None] * key_sum[None, :]
+            # the per-query stabiliser is a common factor of numerator and denominator: its gradient cancels
+            d_q += _product(d_p * p, w, PRECISION, BF16_PRODUCTS)
+        dq_base = DQ + b * stride_dqb + h * stride_dqh
+        _store_rows(dq_base, offs_n, offs_d, n_ok, d_ok, stride_dqn, d_q.to(DQ.dtype.element_ty))
+
+    @triton.jit
+    def _query_bwd_state(
+        Q, DO, OUT, W, ROW_MAX, ROW_DEN, DSTATE_OUT, DZ_OUT,
+        stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn, stride_ob, stride_oh, stride_on,
         H, N, D, F, blocks_per_split, floor,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
-        """dq of each query tile of one (batch·head, split of the sequence), and that split's partial
-        dS = Σ φ(q) d_numᵀ, dz = Σ φ(q) d_den; the features in F_PAD // BLOCK_F (one or two) chunks."""
-        bh, split = tl.program_id(0), tl.program_id(1)
-        b, h = bh // H, bh % H
-        offs_d = tl.arange(0, BLOCK_D)
-        d_ok = offs_d < D
-        d_state0 = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
-        d_key_sum0 = tl.zeros((BLOCK_F,), dtype=tl.float32)
-        d_state1 = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
-        d_key_sum1 = tl.zeros((BLOCK_F,), dtype=tl.float32)
+        """Partial dS = Σ φ(q) d_numᵀ and dz = Σ φ(q) d_den of one (batch·head, split, chunk of features); the
+        logits as ωqᵀ, as in ``_key_state_fwd``."""
+        bh, split, b, h, offs_d, d_ok, offs_f, f_ok, w, d_state, d_key_sum = _split_program(
+            W, H, D, F, BLOCK_D, BLOCK_F
+        )
         for i in range(0, blocks_per_split):
             offs_n, n_ok = _split_block(split, i, blocks_per_split, N, BLOCK_N)
-            q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
-            d_num, d_den = _output_grads(DO, OUT, ROW_DEN, b, h, bh, offs_n, offs_d, n_ok, d_ok,
-                                         stride_gb, stride_gh, stride_gn, stride_ob, stride_oh, stride_on, N, floor)  # fmt: skip
+            q_t = _load_rows_t(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
+            d_out = _load_rows(DO + b * stride_gb + h * stride_gh, offs_n, offs_d, n_ok, d_ok, stride_gn)
+            out = _load_rows(OUT + b * stride_ob + h * stride_oh, offs_n, offs_d, n_ok, d_ok, stride_on)
+            d_num, d_den = _output_grads(d_out, out, ROW_DEN, bh, offs_n, n_ok, N, floor)
             row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
-            d_q = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-            d_q, d_state0, d_key_sum0 = _query_bwd_chunk(
-                q, d_num, d_den, row_max, n_ok, W, STATE, Z, bh, 0, offs_d, F, d_q, d_state0, d_key_sum0,
-                BLOCK_D, BLOCK_F, F_PAD, PRECISION, BF16_PRODUCTS)  # fmt: skip
-            if F_PAD > BLOCK_F:
-                d_q, d_state1, d_key_sum1 = _query_bwd_chunk(
-                    q, d_num, d_den, row_max, n_ok, W, STATE, Z, bh, 1, offs_d, F, d_q, d_state1, d_key_sum1,
-                    BLOCK_D, BLOCK_F, F_PAD, PRECISION, BF16_PRODUCTS)  # fmt: skip
-            dq_base = DQ + b * stride_dqb + h * stride_dqh
-            _store_rows(dq_base, offs_n, offs_d, n_ok, d_ok, stride_dqn, d_q.to(DQ.dtype.element_ty))
+            valid_t = f_ok[:, None] & n_ok[None, :]
+            p_t = tl.where(valid_t, tl.exp(_logits_t(w, q_t, PRECISION) - row_max[None, :]), 0.0)
+            d_state += _product(p_t, d_num, PRECISION, BF16_PRODUCTS)
+            d_key_sum += tl.sum(p_t * d_den[None, :], axis=1)
         part = bh * tl.num_programs(1) + split
-        offs_f = tl.arange(0, BLOCK_F)
-        _store_state_part(DSTATE_OUT, DZ_OUT, part, offs_f, offs_d, d_state0, d_key_sum0, F_PAD, BLOCK_D)
-        if F_PAD > BLOCK_F:
-            _store_state_part(DSTATE_OUT, DZ_OUT, part, BLOCK_F + offs_f, offs_d, d_state1, d_key_sum1, F_PAD, BLOCK_D)
+        _store_state_part(DSTATE_OUT, DZ_OUT, part, offs_f, offs_d, d_state, d_key_sum, F_PAD, BLOCK_D)
 
     @triton.jit
     def _key_bwd(
@@ -463,23 +468,21 @@ def _split_grid(batch_heads: int, num_blocks: int, device: torch.device) -> tupl
 
 def _padded_sizes(head_dim: int, num_features: int) -> tuple[int, int]:
     """Tile width covering head_dim (a power of two ≥ 16, the smallest tensor-core operand) and the feature count
-    padded to a power of two ≥ 128: a multiple of every tile choice's ``block_f`` (a fallback to other tiles needs
-    no re-padding), and one or two power-of-two chunks for ``_query_bwd``, which holds all features of a tile."""
-    return max(16, 1 << (head_dim - 1).bit_length()), max(128, 1 << (num_features - 1).bit_length())
+    rounded up to a multiple of every tile choice's ``block_f`` (a fallback to other tiles needs no re-padding)."""
+    launches = [t.launch(k) for t in tile_choices(torch.float32) + tile_choices(torch.bfloat16) for k in KERNELS]
+    block_f = math.lcm(*(launch.block_f for launch in launches))
+    return max(16, 1 << (head_dim - 1).bit_length()), -(-num_features // block_f) * block_f
 
 
 def _options(q: torch.Tensor, w: torch.Tensor, tiles: FavorKernelConfig, kernel: str) -> dict:
     """The compile-time arguments of ``kernel`` (one of :data:`KERNELS`) under ``tiles``."""
-    launch, f_pad = tiles.launch(kernel), w.shape[0]
-    block_f = min(launch.block_f, f_pad)
-    if kernel == "query_bwd":  # all features in one or two chunks
-        block_f = max(block_f, f_pad // 2)
+    launch = tiles.launch(kernel)
     low_precision = q.dtype != torch.float32
     return dict(
         BLOCK_N=launch.block_n,
         BLOCK_D=w.shape[1],
-        BLOCK_F=block_f,
-        F_PAD=f_pad,
+        BLOCK_F=launch.block_f,
+        F_PAD=w.shape[0],
         PRECISION="tf32" if low_precision else "ieee",
         # Triton's CPU interpreter (3.9) miscomputes bf16 dots: there the products stay fp32 (GPU tests cover bf16)
         BF16_PRODUCTS=low_precision and tiles.bf16_products and os.environ.get("TRITON_INTERPRET") != "1",
@@ -541,8 +544,7 @@ def _forward_kernels(
     mask_arg, mask_stride = _mask_args(mask, q)
     _key_state_fwd[(bh, splits, chunks)](
         k, v, w, mask_arg, states, key_sums, maxima, *_strides(k), *_strides(v), mask_stride,
-        heads, n, d, num_features, per_split, d**-0.5, HAS_MASK=mask is not None,
-        TRANSPOSED=tiles.key_logits_transposed, **key_options,
+        heads, n, d, num_features, per_split, d**-0.5, HAS_MASK=mask is not None, **key_options,
     )  # fmt: skip
     state, key_sum, key_max = compiled_on_cuda(_merge_splits, q)(states, key_sums, maxima, key_options["BLOCK_F"])
     out = _token_major(batch, heads, n, d, like=q, dtype=v.dtype)
@@ -598,17 +600,22 @@ def _backward_kernels(
     q, k, v = qkv.unbind(0)
     batch, heads, n, d = q.shape
     bh, f_pad, block_d = batch * heads, w.shape[0], w.shape[1]
-    query_options = _options(q, w, tiles, "query_bwd")
-    splits, per_split = _split_grid(bh, triton.cdiv(n, query_options["BLOCK_N"]), q.device)
+    floor = _DENOMINATOR_FLOOR * num_features
     f32 = dict(device=q.device, dtype=torch.float32)
     d_qkv = _token_major(*qkv.shape, like=qkv, dtype=qkv.dtype, packed=True)
     d_q, d_k, d_v = d_qkv.unbind(0)
+    dq_options = _options(q, w, tiles, "query_bwd_dq")
+    _query_bwd_dq[(bh, triton.cdiv(n, dq_options["BLOCK_N"]))](
+        q, d_out, out, w, state, key_sum, row_max, row_den, d_q,
+        *_strides(q), *_strides(d_out), *_strides(out), *_strides(d_q), heads, n, d, num_features, floor, **dq_options,
+    )  # fmt: skip
+    state_options = _options(q, w, tiles, "query_bwd_state")
+    splits, per_split = _split_grid(bh, triton.cdiv(n, state_options["BLOCK_N"]), q.device)
     d_states = torch.empty(bh, splits, f_pad, block_d, **f32)
     d_key_sums = torch.empty(bh, splits, f_pad, **f32)
-    _query_bwd[(bh, splits)](
-        q, d_out, out, w, state, key_sum, row_max, row_den, d_q, d_states, d_key_sums,
-        *_strides(q), *_strides(d_out), *_strides(out), *_strides(d_q),
-        heads, n, d, num_features, per_split, _DENOMINATOR_FLOOR * num_features, **query_options,
+    _query_bwd_state[(bh, splits, f_pad // state_options["BLOCK_F"])](
+        q, d_out, out, w, row_max, row_den, d_states, d_key_sums, *_strides(q), *_strides(d_out), *_strides(out),
+        heads, n, d, num_features, per_split, floor, **state_options,
     )  # fmt: skip
     mask_arg, mask_stride = _mask_args(mask, q)
     key_options = _options(q, w, tiles, "key_bwd")
