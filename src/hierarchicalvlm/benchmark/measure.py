@@ -226,19 +226,20 @@ def run_cell(spec: CaseSpec, settings: BenchSettings, length: int, fresh_process
 
 
 def profile_cell(spec: CaseSpec, settings: BenchSettings, length: int, top: int) -> str:
-    """The ``top`` kernels by device time (host time on CPU) in one warm step of a cell: what bounds it."""
+    """The ``top`` kernels and operations by device time (host time on CPU) in one warm step of a cell: what bounds
+    it. On CUDA the host's operations are recorded too, so each kernel can be traced to the operation that ran it."""
     from torch.profiler import ProfilerActivity, profile
 
     workload = WORKLOAD_BUILDERS[spec.family](spec, settings, length, batch_for(length, settings.batch_tokens))
     for _ in range(max(1, settings.warmup)):
         workload.step()
     cuda = settings.device == "cuda"
-    with profile(activities=[ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]) as prof:
         workload.step()
         if cuda:
             torch.cuda.synchronize()
     key = "cuda_time_total" if cuda else "self_cpu_time_total"
-    return prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=70)
+    return prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=100)
 
 
 _FORKSERVER: Optional[Any] = None

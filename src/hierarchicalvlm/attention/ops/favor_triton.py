@@ -115,11 +115,11 @@ class FavorKernelConfig:
 # in the backward, over the H200's 227 KiB.
 TUNED_BF16 = FavorKernelConfig(
     64, 64, 4, True, per_kernel=(
-        ("key_state", KernelLaunch(64, 128, 8, 2)),
+        ("key_state", KernelLaunch(64, 128, 8, 3)),
         ("query_fwd", KernelLaunch(128, 64, 4, 2)),
-        ("query_bwd_dq", KernelLaunch(128, 64, 8, 2)),
-        ("query_bwd_state", KernelLaunch(64, 128, 8, 2)),
-        ("key_bwd", KernelLaunch(128, 64, 8, 2)),
+        ("query_bwd_dq", KernelLaunch(64, 128, 4, 2)),
+        ("query_bwd_state", KernelLaunch(64, 128, 4, 3)),
+        ("key_bwd", KernelLaunch(128, 64, 8, 3)),
     ),
 )  # fmt: skip
 TILE_CHOICES: dict[str, tuple[FavorKernelConfig, ...]] = {
