@@ -225,8 +225,10 @@ def main() -> int:
 
     correct = [r for r in rows if r["status"] == "ok"]
     best = min(correct, key=lambda r: r["ms"]) if correct else None
-    current = next((r for r in rows if r["block_n"] == default.block_n and r["block_f"] == default.block_f
-                    and r["num_warps"] == default.num_warps and r["bf16_products"] == default.bf16_products), None)
+    # a default with a shape per kernel (bf16's) is none of these uniform rows
+    current = None if default.per_kernel else next(
+        (r for r in rows if r["block_n"] == default.block_n and r["block_f"] == default.block_f
+         and r["num_warps"] == default.num_warps and r["bf16_products"] == default.bf16_products), None)
     print(f"\n{'block_n':>7} {'block_f':>7} {'warps':>5} {'bf16':>5} {'ms':>8} {'out_err':>9} {'grad_err':>9}  status")
     for r in rows:
         ms = f"{r['ms']:.2f}" if "ms" in r else "-"
@@ -281,7 +283,8 @@ def compile_rounds(args: argparse.Namespace) -> int:
 
 def measure_in_subprocess(config: favor_triton.FavorKernelConfig, args: argparse.Namespace) -> dict:
     """One config's row, measured by a child process (a device fault there is this config's result)."""
-    command = [sys.executable, __file__, "--config", ",".join(str(x) for x in dataclasses.astuple(config)),
+    uniform = (config.block_n, config.block_f, config.num_warps, config.bf16_products)
+    command = [sys.executable, __file__, "--config", ",".join(map(str, uniform)),
                "--dtype", args.dtype, "--length", str(args.length), "--batch-tokens", str(args.batch_tokens),
                "--heads", str(args.heads), "--head-dim", str(args.head_dim), "--num-features", str(args.num_features),
                "--repeats", str(args.repeats)]
