@@ -15,6 +15,9 @@ from einops import rearrange
 from hierarchicalvlm.attention import PerformerAttention
 from hierarchicalvlm.attention.ops.favor import favor_attention, orthogonal_gaussian_projection
 from hierarchicalvlm.attention.ops.favor_triton import (
+    TILE_CHOICES,
+    FavorKernelConfig,
+    KernelLaunch,
     fused_favor_attention,
     fused_favor_attention_packed,
     fused_favor_available,
@@ -87,33 +90,31 @@ def test_bf16_inputs_match_the_float64_pytorch_path(bf16_products: bool, monkeyp
     assert relative_error(actual_grad.double(), expected_grad) < 2e-2
 
 
-def _config_variants():
-    from hierarchicalvlm.attention.ops.favor_triton import TILE_CHOICES, FavorKernelConfig, KernelLaunch
-
-    return {
-        "tuned-bf16-shapes": TILE_CHOICES["bf16"][0],
-        "each-kernel-its-own": FavorKernelConfig(per_kernel=(
+@pytest.mark.parametrize(
+    "config",
+    [
+        TILE_CHOICES["bf16"][0],
+        FavorKernelConfig(per_kernel=(
             ("key_state", KernelLaunch(16, 64, 4, 1)), ("query_fwd", KernelLaunch(64, 128, 4, 2)),
             ("query_bwd_dq", KernelLaunch(32, 64, 4, 3)), ("query_bwd_state", KernelLaunch(128, 128, 4, 2)),
             ("key_bwd", KernelLaunch(16, 128, 2, 2)),
         )),  # fmt: skip
-    }
-
-
-@pytest.mark.parametrize("variant", ["tuned-bf16-shapes", "each-kernel-its-own"])
-def test_launch_shapes_chosen_per_kernel_compute_the_same(variant: str, monkeypatch) -> None:
+    ],
+    ids=["tuned-bf16-shapes", "each-kernel-its-own"],
+)
+def test_launch_shapes_chosen_per_kernel_compute_the_same(config: FavorKernelConfig, monkeypatch) -> None:
     """Each kernel at a launch shape of its own (sequence tiles of different heights in the forward and the
     backward, different feature chunks, so different sequence splits) changes no result."""
     from hierarchicalvlm.attention.ops import favor_triton
 
-    monkeypatch.setattr(favor_triton, "KERNEL_CONFIG", _config_variants()[variant])
+    monkeypatch.setattr(favor_triton, "KERNEL_CONFIG", config)
     actual, actual_grad, expected, expected_grad = fused_and_reference(2, 2, 150, 16, 200, seed=4, dtype=torch.float32)
     assert relative_error(actual, expected) < 1e-5
     assert relative_error(actual_grad, expected_grad) < 1e-4
 
 
 def test_a_launch_shape_per_kernel_reaches_its_kernel_only() -> None:
-    from hierarchicalvlm.attention.ops.favor_triton import FavorKernelConfig, KernelLaunch, _options, _padded_sizes
+    from hierarchicalvlm.attention.ops.favor_triton import _options, _padded_sizes
 
     w, q = torch.zeros(256, 64), torch.zeros(1, dtype=torch.bfloat16)
     config = FavorKernelConfig(128, 128, 8, per_kernel=(("key_bwd", KernelLaunch(64, 64, 4, 2)),))

@@ -115,6 +115,11 @@ SCAN_DIRECTIONS = ("forward", "backward", "both")
 BIDIRECTIONAL_SCANS = ("two_scans", "split_heads")
 
 
+def _conv_channels(inner_dim: int, d_state: int, direction: str) -> int:
+    """Width of a scan's conv input ``(x, B, C)``: one ``B``, ``C`` pair per direction the scan runs."""
+    return inner_dim + 2 * (2 if direction == "both" else 1) * d_state
+
+
 class ScanDirection(nn.Module):
     """One selective scan of the layer: causal depthwise conv + SiLU on (x, B, C), then the scan.
 
@@ -137,7 +142,7 @@ class ScanDirection(nn.Module):
         self.direction = direction
         self.groups = 2 if direction == "both" else 1
         self.head_dim = inner_dim // num_heads
-        channels = inner_dim + 2 * self.groups * d_state
+        channels = _conv_channels(inner_dim, d_state, direction)
         self.conv = nn.Conv1d(channels, channels, kernel_size=d_conv, groups=channels)  # weights; see causal_depthwise_conv
         # Mamba-2 initialisation: A uniform in [a_min, a_max] (Mamba-2: [1, 16]), Δ log-uniform in [dt_min, dt_max]
         # (dt_bias = softplus⁻¹(Δ)).
@@ -265,12 +270,12 @@ class MambaLayer(SequenceMixer):
         self.inner_dim = int(inner_dim)
         self.d_state, self.d_conv = int(d_state), int(d_conv)
         self.bidirectional_scan = None if causal else bidirectional_scan
-        self.scan_channels = self.inner_dim + 2 * (2 if split else 1) * self.d_state  # conv input (x, B, C)
+        first_direction = "both" if split else "forward"  # split_heads: both directions' heads in the first scan
+        self.scan_channels = _conv_channels(self.inner_dim, self.d_state, first_direction)
         self.in_proj = nn.Linear(dim, self.inner_dim + self.scan_channels + num_heads, bias=False)
         direction_args = (self.inner_dim, num_heads, self.d_state, self.d_conv, int(chunk_size), dt_min, dt_max, a_min, a_max)
         mamba_ssm_module()  # look the optional GPU scan up now, outside any graph that compiles this layer
-        # the first (or only) scan; split_heads: both directions' heads in it
-        self.forward_scan = ScanDirection(*direction_args, direction="both" if split else "forward")
+        self.forward_scan = ScanDirection(*direction_args, direction=first_direction)
         two_scans = not causal and not split
         self.backward_scan = ScanDirection(*direction_args, direction="backward") if two_scans else None
         self.norm = nn.RMSNorm(self.inner_dim)
