@@ -171,7 +171,9 @@ class HierarchicalVideoEncoder(nn.Module):
         x = rearrange(x, "(b t) p d -> b (t p) d", b=b)
         mask = repeat(frame_mask, "b t -> b (t p)", p=p)
         num_video = x.shape[1]
-        summaries = repeat(self.summary_tokens, "s d -> b s d", b=b).clone()
+        # expand, not einops: einops registers a backend per tensor type on first use, and a Parameter's first use
+        # inside a compiled forward changed a guarded registry, so every compiled model recompiled at its 2nd step
+        summaries = self.summary_tokens.expand(b, -1, -1).clone()
         summaries[:, 1] = summaries[:, 1] + self.question_in(question)
         parts, masks = [x], [mask]
         if words is not None:
