@@ -353,11 +353,8 @@ if triton is not None:
         tl.store(ROW_DEN + bh * N + offs_n, denominator, mask=n_ok)
 
     @triton.jit
-    def _output_grads(DO, OUT, ROW_DEN, b, h, bh, offs_n, offs_d, n_ok, d_ok, stride_gb, stride_gh, stride_gn,
-                      stride_ob, stride_oh, stride_on, N, floor):  # fmt: skip
+    def _output_grads(d_out, out, ROW_DEN, bh, offs_n, n_ok, N, floor):
         """out = num / den:  d num = d_out / den,  d den = −(d_out · out) / den  (0 where den was floored)."""
-        d_out = _load_rows(DO + b * stride_gb + h * stride_gh, offs_n, offs_d, n_ok, d_ok, stride_gn)
-        out = _load_rows(OUT + b * stride_ob + h * stride_oh, offs_n, offs_d, n_ok, d_ok, stride_on)
         raw_denominator = _load_rows_of(ROW_DEN, bh, offs_n, n_ok, N)
         denominator = tl.maximum(raw_denominator, floor)
         d_den = tl.where(raw_denominator > floor, -tl.sum(d_out * out, axis=1) / denominator, 0.0)
@@ -374,8 +371,9 @@ if triton is not None:
     ):  # fmt: skip
         bh, b, h, offs_n, offs_d, n_ok, d_ok = _row_program(H, N, D, BLOCK_N, BLOCK_D)
         q = _load_rows(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
-        d_num, d_den = _output_grads(DO, OUT, ROW_DEN, b, h, bh, offs_n, offs_d, n_ok, d_ok,
-                                     stride_gb, stride_gh, stride_gn, stride_ob, stride_oh, stride_on, N, floor)  # fmt: skip
+        d_out = _load_rows(DO + b * stride_gb + h * stride_gh, offs_n, offs_d, n_ok, d_ok, stride_gn)
+        out = _load_rows(OUT + b * stride_ob + h * stride_oh, offs_n, offs_d, n_ok, d_ok, stride_on)
+        d_num, d_den = _output_grads(d_out, out, ROW_DEN, bh, offs_n, n_ok, N, floor)
         row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
         d_q = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         for fc in range(0, F_PAD // BLOCK_F):
@@ -406,8 +404,9 @@ if triton is not None:
         for i in range(0, blocks_per_split):
             offs_n, n_ok = _split_block(split, i, blocks_per_split, N, BLOCK_N)
             q_t = _load_rows_t(Q + b * stride_qb + h * stride_qh, offs_n, offs_d, n_ok, d_ok, stride_qn)
-            d_num, d_den = _output_grads(DO, OUT, ROW_DEN, b, h, bh, offs_n, offs_d, n_ok, d_ok,
-                                         stride_gb, stride_gh, stride_gn, stride_ob, stride_oh, stride_on, N, floor)  # fmt: skip
+            d_out = _load_rows(DO + b * stride_gb + h * stride_gh, offs_n, offs_d, n_ok, d_ok, stride_gn)
+            out = _load_rows(OUT + b * stride_ob + h * stride_oh, offs_n, offs_d, n_ok, d_ok, stride_on)
+            d_num, d_den = _output_grads(d_out, out, ROW_DEN, bh, offs_n, n_ok, N, floor)
             row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
             valid_t = f_ok[:, None] & n_ok[None, :]
             p_t = tl.where(valid_t, tl.exp(_logits_t(w, q_t, PRECISION) - row_max[None, :]), 0.0)

@@ -197,8 +197,8 @@ class LocalGlobalAttention(SequenceMixer):
         dropout_p = self.dropout if self.training else 0.0
         backend = self.backend_for(x)
         count = min(self.num_global_tokens, x.shape[1])
-        static_flex = backend == "flex" and self.global_at is not None  # fixed global positions: a static mask
-        if static_flex and count > 0 and x.shape[1] <= self.global_rows_in_mask_max_len:  # the whole pattern in it
+        rows_in_mask = count > 0 and x.shape[1] <= self.global_rows_in_mask_max_len
+        if backend == "flex" and self.global_at is not None and rows_in_mask:  # the whole pattern in one static mask
             out = flex_static_global_attention(
                 q, k, v, self.half_window, count, self.global_at, self.causal, mask, global_rows=True)
             return self.proj(rearrange(out, "b h n d -> b n (h d)"))
@@ -209,7 +209,7 @@ class LocalGlobalAttention(SequenceMixer):
             positions = chosen.positions
             if chosen.value_scale is not None:
                 v = v * chosen.value_scale[:, None, :, None].to(v.dtype)
-        if static_flex:  # the global keys in the static mask, their rows beside it
+        if backend == "flex" and self.global_at is not None:  # fixed global keys in the static mask, rows beside it
             out = flex_static_global_attention(q, k, v, self.half_window, count, self.global_at, self.causal, mask)
         elif backend == "flex":
             out = flex_local_global_attention(q, k, v, self.half_window, self.causal, mask, positions)
