@@ -37,6 +37,7 @@ import torch
 
 from hierarchicalvlm.attention.ops import favor_triton
 from hierarchicalvlm.attention.ops.favor import favor_attention, orthogonal_gaussian_projection
+from hierarchicalvlm.benchmark.cases import make_step
 from hierarchicalvlm.benchmark.measure import device_name, time_calls
 
 BLOCK_N = (64, 128)
@@ -72,12 +73,13 @@ def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def check(projection: torch.Tensor, dtype: torch.dtype) -> tuple[float, float]:
-    """(output error, gradient error) of the fused kernel on ``dtype`` inputs vs favor_attention in float64."""
+    """(output error, gradient error) of the fused kernel on ``dtype`` inputs vs favor_attention in float64 (with the
+    ω the kernel takes for ``dtype``)."""
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 2, 1000, projection.shape[1], generator=gen).to(dtype) for _ in range(3))
     weight = torch.randn(2, 2, 1000, projection.shape[1], generator=gen, dtype=torch.float64)
     leaves64 = [t.double().requires_grad_() for t in (q, k, v)]
-    expected = favor_attention(*leaves64, projection.cpu().double())
+    expected = favor_attention(*leaves64, favor_triton.kernel_projection(projection, dtype).cpu().double())
     expected_grads = torch.autograd.grad((expected * weight).sum(), leaves64)
     leaves = [t.cuda().requires_grad_() for t in (q, k, v)]
     actual = favor_triton.fused_favor_attention(*leaves, projection)
@@ -94,12 +96,10 @@ def time_step(
     batch = max(1, batch_tokens // length)
     qkv = torch.randn(batch, length, 3 * heads * projection.shape[1], device="cuda", dtype=dtype).requires_grad_()
 
-    def step() -> None:
-        packed = qkv.unflatten(-1, (3, heads, -1)).permute(2, 0, 3, 1, 4)
-        out = favor_triton.fused_favor_attention_packed(packed, projection)
-        out.float().square().mean().backward()
-        qkv.grad = None
+    def forward() -> torch.Tensor:
+        return favor_triton.fused_favor_attention_packed(qkv.unflatten(-1, (3, heads, -1)).permute(2, 0, 3, 1, 4), projection)
 
+    step = make_step(forward, [qkv])
     for _ in range(2):
         step()
     return statistics.median(time_calls(step, "cuda", repeats))

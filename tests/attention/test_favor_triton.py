@@ -21,6 +21,7 @@ from hierarchicalvlm.attention.ops.favor_triton import (
     fused_favor_attention,
     fused_favor_attention_packed,
     fused_favor_available,
+    kernel_projection,
 )
 
 from .helpers import random_padding_mask, relative_error
@@ -48,7 +49,8 @@ def fused_and_reference(batch, heads, n, head_dim, num_features, seed, dtype):
     """(fused output, its input gradient, float64 PyTorch-path output, its input gradient) on random inputs with
     padding; the fused kernel (the layer's packed entry) gets the inputs in ``dtype`` (values exact in that dtype)."""
     gen = torch.Generator().manual_seed(seed)
-    projection = orthogonal_gaussian_projection(num_features, head_dim, generator=gen)
+    # the kernel's ω for this dtype (rounded to bf16 values for bf16/fp16 inputs), as a layer draws it
+    projection = kernel_projection(orthogonal_gaussian_projection(num_features, head_dim, generator=gen), dtype).float()
     qkv = torch.randn(batch, n, 3 * heads * head_dim, generator=gen).to(dtype).double()
     mask = random_padding_mask(batch, n, gen)
     weight = torch.randn(batch, heads, n, head_dim, generator=gen, dtype=torch.float64)
@@ -306,3 +308,44 @@ def test_fused_kernel_on_gpu_with_the_tiles_of_each_precision(dtype: torch.dtype
     assert relative_error(actual.double(), expected) < tolerance[0]
     assert relative_error(actual_grad.double(), expected_grad) < tolerance[1]
     assert not any(tiles == favor_triton.tile_choices(dtype)[0] for _, tiles in favor_triton._too_large)
+
+
+def test_split_partials_merge_to_their_sum_rescaled_to_the_largest_stabiliser() -> None:
+    """The merge kernel against the PyTorch formula: each split's partial (S, z) per chunk of features is brought
+    from its own maximum to the largest of its (batch·head), then summed; without maxima a plain sum."""
+    from hierarchicalvlm.attention.ops.favor_triton import merge_splits
+
+    gen = torch.Generator().manual_seed(7)
+    states, sums = torch.randn(3, 5, 128, 16, generator=gen), torch.rand(3, 5, 128, generator=gen)
+    maxima = 4 * torch.randn(3, 5, 2, generator=gen)  # two chunks of 64 features
+    maxima[2] = -1.0e30  # a (batch·head) without any real key
+    state, total, key_max = merge_splits(states.to(DEVICE), sums.to(DEVICE), maxima.to(DEVICE), 64)
+    expected_max = maxima.amax(dim=(1, 2))
+    weights = torch.exp(maxima - expected_max[:, None, None]).repeat_interleave(64, dim=2)
+    torch.testing.assert_close(key_max.cpu(), expected_max)
+    torch.testing.assert_close(state.cpu(), (states * weights[..., None]).sum(1))
+    torch.testing.assert_close(total.cpu(), (sums * weights).sum(1))
+    state, total, _ = merge_splits(states.to(DEVICE), sums.to(DEVICE))
+    torch.testing.assert_close(state.cpu(), states.sum(1))
+    torch.testing.assert_close(total.cpu(), sums.sum(1))
+
+
+def test_low_precision_inputs_take_omega_rounded_to_bf16_and_the_layer_draws_it_so() -> None:
+    """bf16/fp16 inputs multiply ω on bf16 tensor cores: the kernel rounds ω itself (an unrounded ω gives the same
+    result as its rounded copy), and the layer's ω is drawn rounded, so its PyTorch path uses the same ω."""
+    gen = torch.Generator().manual_seed(8)
+    projection = orthogonal_gaussian_projection(32, 16, generator=gen)
+    rounded = projection.bfloat16().float()
+    assert not torch.equal(projection, rounded)
+    assert torch.equal(kernel_projection(projection, torch.bfloat16).float(), rounded)
+    assert torch.equal(kernel_projection(projection, torch.float16).float(), rounded)
+    assert torch.equal(kernel_projection(projection, torch.float32), projection)
+    q, k, v = (torch.randn(1, 2, 40, 16, generator=gen).bfloat16().to(DEVICE) for _ in range(3))
+    torch.testing.assert_close(
+        fused_favor_attention(q, k, v, projection.to(DEVICE)), fused_favor_attention(q, k, v, rounded.to(DEVICE)),
+        rtol=0, atol=0,
+    )
+    layer = PerformerAttention(dim=32, num_heads=2, num_features=24)
+    assert torch.equal(layer.projection, layer.projection.bfloat16().float())
+    layer.redraw_features(torch.Generator().manual_seed(1))
+    assert torch.equal(layer.projection, layer.projection.bfloat16().float())

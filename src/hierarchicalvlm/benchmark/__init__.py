@@ -7,8 +7,8 @@ claims can be checked and crossover lengths (from where a mechanism beats full a
 What one *cell* (a mechanism at one sequence length) measures:
 
 * every length processes the same number of tokens (``batch = batch_tokens // length``), so cells are comparable;
-* one step = forward of a ``(batch, length, dim)`` input that requires grad, ``loss = out.float().square().mean()``,
-  backward, gradients freed;
+* one step = forward of a ``(batch, length, dim)`` input that requires grad, backward from a fixed random upstream
+  gradient (no loss: the step costs the layer only), gradients freed;
 * time: warm-up calls (never timed: the first call may compile), then the median of ``repeats`` timed calls
   (CUDA events on GPU, ``perf_counter`` on CPU);
 * memory: on CUDA the allocator's peak during one warm step, raw and minus what was allocated before it (inputs and

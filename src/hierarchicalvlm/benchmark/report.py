@@ -160,7 +160,7 @@ def _header_lines(report: BenchmarkReport) -> list[str]:
         f"- **Shapes:** dim {settings.dim}, {settings.heads} heads × {settings.dim // settings.heads}; "
         f"{settings.batch_tokens} tokens per step (batch = {settings.batch_tokens} / length); "
         f"precision {settings.precision}",
-        "- **Step:** forward of an input that requires grad, loss = out.float().square().mean(), backward; "
+        "- **Step:** forward of an input that requires grad, backward from a fixed random upstream gradient (no loss); "
         f"median of {settings.repeats} timed calls after {settings.warmup} untimed warm-up call(s)",
         f"- **Layers:** {layer_mode(settings)}",
         f"- **Memory:** {memory_description(settings)}",

@@ -40,7 +40,8 @@ class PerformerAttention(SequenceMixer):
     GPU path: non-causal bf16/fp16 layers on CUDA run the fused Triton kernel of :mod:`..ops.favor_triton`
     (features recomputed in registers, never written to memory); fp32 ones only with ``kernel: fused`` (slower
     than the PyTorch path there); ``kernel: torch`` keeps the PyTorch path.
-    The projection ω is a persistent buffer (saved in checkpoints; synchronised by DDP's buffer broadcast).
+    The projection ω is a persistent buffer (saved in checkpoints; synchronised by DDP's buffer broadcast), drawn
+    rounded to bfloat16 values (:meth:`draw_projection`).
     """
 
     supports_causal = True
@@ -69,14 +70,18 @@ class PerformerAttention(SequenceMixer):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.attn_drop = nn.Dropout(dropout)
         self.proj = nn.Linear(dim, dim)
-        self.register_buffer("projection", orthogonal_gaussian_projection(self.num_features, self.head_dim))
+        self.register_buffer("projection", self.draw_projection())
         self.calls_since_redraw = 0
+
+    def draw_projection(self, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """A fresh ω, rounded to bfloat16 values (stored in float32): the fused kernel multiplies bf16 inputs with a
+        bf16 ω on tensor cores, and with ω drawn so, that path and the float32 PyTorch path use the same ω."""
+        return orthogonal_gaussian_projection(self.num_features, self.head_dim, generator=generator).bfloat16().float()
 
     @torch.no_grad()
     def redraw_features(self, generator: Optional[torch.Generator] = None) -> None:
         """Replace the random projection by a fresh draw (from ``generator`` or the global RNG)."""
-        fresh = orthogonal_gaussian_projection(self.num_features, self.head_dim, generator=generator)
-        self.projection.copy_(fresh)
+        self.projection.copy_(self.draw_projection(generator))
         self.calls_since_redraw = 0
 
     def step_feature_redraw(self) -> None:

@@ -14,7 +14,7 @@ matmul with the projection ω) and consumes it at once:
 * ``_query_bwd_state``  the partial gradients of the state (dS, dz) per (batch·head, split, feature chunk);
 * ``_key_bwd``          dk, dv per key tile from dS, dz.
 
-The partial states are merged (and rescaled to one stabiliser) in PyTorch between the kernels. The two kernels that
+The partial states are merged (and rescaled to one stabiliser) by ``_merge_split_parts`` between the kernels. The two kernels that
 sum over the sequence form their logits as features × positions, the layout their product with v (or d_out)
 takes. Each kernel has its own launch shape (``FavorKernelConfig.launch``): they hold different tiles and
 accumulators, and each is fastest at a different shape (``scripts/tune_favor_kernel.py --per-kernel``). (One
@@ -41,7 +41,7 @@ from typing import Callable, Optional, TypeVar
 
 import torch
 
-from .kernel_policy import compiled_on_cuda, use_fused
+from .kernel_policy import use_fused
 
 try:
     import triton
@@ -192,8 +192,9 @@ if triton is not None:
 
     @triton.jit
     def _load_rows(ptr, offs_n, offs_d, n_ok, d_ok, stride_n):
+        """A tile of rows in the tensor's own dtype (the logits' products take bf16/fp16 rows as they are)."""
         rows = ptr + offs_n[:, None] * stride_n + offs_d[None, :]
-        return tl.load(rows, mask=n_ok[:, None] & d_ok[None, :], other=0.0).to(tl.float32)
+        return tl.load(rows, mask=n_ok[:, None] & d_ok[None, :], other=0.0)
 
     @triton.jit
     def _store_rows(ptr, offs_n, offs_d, n_ok, d_ok, stride_n, value):
@@ -220,9 +221,9 @@ if triton is not None:
         return bh, bh // H, bh % H, offs_n, offs_d, offs_n < N, offs_d < D
 
     @triton.jit
-    def _query_logits(q, w, f_ok, PRECISION: tl.constexpr):
+    def _query_logits(q, w, f_ok, x_scale, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
         """ωᵀq̂ for a tile of queries and a chunk of features; padded features at -1e30 (φ = 0)."""
-        return tl.where(f_ok[None, :], _logits(q, w, PRECISION), -1.0e30)
+        return tl.where(f_ok[None, :], _logits(q, w, x_scale, PRECISION, BF16_PRODUCTS), -1.0e30)
 
     @triton.jit
     def _store_state_part(STATE_OUT, SUM_OUT, part, offs_f, offs_d, state, key_sum,
@@ -237,25 +238,38 @@ if triton is not None:
         return tl.load(ptr + bh * N + offs_n, mask=n_ok, other=0.0)
 
     @triton.jit
-    def _logits(x, w, PRECISION: tl.constexpr):
-        return tl.dot(x, tl.trans(w), input_precision=PRECISION)
+    def _logit_dot(a, b, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
+        """a @ b for the feature logits, fp32 accumulation: on the operands as they are (bf16/fp16 inputs and ω in
+        that dtype, rounded from bf16: exact products) if BF16_PRODUCTS, else on fp32 ones."""
+        if BF16_PRODUCTS:
+            return tl.dot(a, b)
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision=PRECISION)
 
     @triton.jit
-    def _logits_t(w, x_t, PRECISION: tl.constexpr):
-        """ωxᵀ: the logits as (features, positions), from a tile of rows read transposed."""
-        return tl.dot(w, x_t, input_precision=PRECISION)
+    def _logits(x, w, x_scale, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
+        """ωᵀx̂ = d^(-1/4)·ωᵀx for a tile of rows x, as (positions, features)."""
+        return _logit_dot(x, tl.trans(w), PRECISION, BF16_PRODUCTS) * x_scale
+
+    @triton.jit
+    def _logits_t(w, x_t, x_scale, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
+        """ωx̂ᵀ: the logits as (features, positions), from a tile of rows read transposed."""
+        return _logit_dot(w, x_t, PRECISION, BF16_PRODUCTS) * x_scale
 
     @triton.jit
     def _product(a, b, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
         """a @ b with fp32 accumulation, on bf16 operands if BF16_PRODUCTS (see FavorKernelConfig)."""
         if BF16_PRODUCTS:
             return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
-        return tl.dot(a, b, input_precision=PRECISION)
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision=PRECISION)
 
     @triton.jit
-    def _key_logits(k, w, valid, sq_scale, PRECISION: tl.constexpr):
-        """ωᵀk̂ − ‖k̂‖²/2 for a tile of keys (ω pre-scaled by d^(-1/4)); invalid entries at -1e30."""
-        s = _logits(k, w, PRECISION) - (0.5 * sq_scale) * tl.sum(k * k, axis=1)[:, None]
+    def _squared_norms(x, axis: tl.constexpr):
+        return tl.sum(x.to(tl.float32) * x.to(tl.float32), axis=axis)
+
+    @triton.jit
+    def _key_logits(k, w, valid, x_scale, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
+        """ωᵀk̂ − ‖k̂‖²/2 for a tile of keys (k̂ = d^(-1/4)·k); invalid entries at -1e30."""
+        s = _logits(k, w, x_scale, PRECISION, BF16_PRODUCTS) - (0.5 * x_scale * x_scale) * _squared_norms(k, 1)[:, None]
         return tl.where(valid, s, -1.0e30)
 
     @triton.jit
@@ -285,13 +299,13 @@ if triton is not None:
     def _load_rows_t(ptr, offs_n, offs_d, n_ok, d_ok, stride_n):
         """A tile of rows read transposed, as ``(head dims, positions)``."""
         rows = ptr + offs_n[None, :] * stride_n + offs_d[:, None]
-        return tl.load(rows, mask=n_ok[None, :] & d_ok[:, None], other=0.0).to(tl.float32)
+        return tl.load(rows, mask=n_ok[None, :] & d_ok[:, None], other=0.0)
 
     @triton.jit
     def _key_state_fwd(
         K, V, W, MASK, STATE_OUT, Z_OUT, M_OUT,
         stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_mb,
-        H, N, D, F, blocks_per_split, sq_scale,
+        H, N, D, F, blocks_per_split, x_scale,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
         HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
@@ -308,7 +322,8 @@ if triton is not None:
             k_t = _load_rows_t(k_base, offs_n, offs_d, n_ok, d_ok, stride_kn)
             v = _load_rows(v_base, offs_n, offs_d, n_ok, d_ok, stride_vn)
             valid_t = f_ok[:, None] & _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)[None, :]
-            s_t = _logits_t(w, k_t, PRECISION) - (0.5 * sq_scale) * tl.sum(k_t * k_t, axis=0)[None, :]
+            s_t = _logits_t(w, k_t, x_scale, PRECISION, BF16_PRODUCTS)
+            s_t -= (0.5 * x_scale * x_scale) * _squared_norms(k_t, 0)[None, :]
             s_t = tl.where(valid_t, s_t, -1.0e30)
             new_max = tl.maximum(running_max, tl.max(s_t))
             rescale = tl.exp(running_max - new_max)
@@ -325,7 +340,7 @@ if triton is not None:
     def _query_fwd(
         Q, W, STATE, Z, OUT, ROW_MAX, ROW_DEN,
         stride_qb, stride_qh, stride_qn, stride_ob, stride_oh, stride_on,
-        H, N, D, F, floor,
+        H, N, D, F, floor, x_scale,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
@@ -337,7 +352,7 @@ if triton is not None:
         denominator = tl.zeros((BLOCK_N,), dtype=tl.float32)
         for fc in range(0, F_PAD // BLOCK_F):
             offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
-            s = _query_logits(q, w, f_ok, PRECISION)
+            s = _query_logits(q, w, f_ok, x_scale, PRECISION, BF16_PRODUCTS)
             new_max = tl.maximum(row_max, tl.max(s, axis=1))
             rescale = tl.exp(row_max - new_max)
             p = tl.exp(s - new_max[:, None])
@@ -357,7 +372,8 @@ if triton is not None:
         """out = num / den:  d num = d_out / den,  d den = −(d_out · out) / den  (0 where den was floored)."""
         raw_denominator = _load_rows_of(ROW_DEN, bh, offs_n, n_ok, N)
         denominator = tl.maximum(raw_denominator, floor)
-        d_den = tl.where(raw_denominator > floor, -tl.sum(d_out * out, axis=1) / denominator, 0.0)
+        d_out = d_out.to(tl.float32)
+        d_den = tl.where(raw_denominator > floor, -tl.sum(d_out * out.to(tl.float32), axis=1) / denominator, 0.0)
         return d_out / denominator[:, None], d_den
 
     @triton.jit
@@ -365,7 +381,7 @@ if triton is not None:
         Q, DO, OUT, W, STATE, Z, ROW_MAX, ROW_DEN, DQ,
         stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn, stride_ob, stride_oh, stride_on,
         stride_dqb, stride_dqh, stride_dqn,
-        H, N, D, F, floor,
+        H, N, D, F, floor, x_scale,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
@@ -378,7 +394,7 @@ if triton is not None:
         d_q = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         for fc in range(0, F_PAD // BLOCK_F):
             offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
-            s = _query_logits(q, w, f_ok, PRECISION)
+            s = _query_logits(q, w, f_ok, x_scale, PRECISION, BF16_PRODUCTS)
             p = tl.exp(s - row_max[:, None])
             state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             key_sum = tl.load(Z + bh * F_PAD + offs_f)
@@ -386,13 +402,13 @@ if triton is not None:
             # the per-query stabiliser is a common factor of numerator and denominator: its gradient cancels
             d_q += _product(d_p * p, w, PRECISION, BF16_PRODUCTS)
         dq_base = DQ + b * stride_dqb + h * stride_dqh
-        _store_rows(dq_base, offs_n, offs_d, n_ok, d_ok, stride_dqn, d_q.to(DQ.dtype.element_ty))
+        _store_rows(dq_base, offs_n, offs_d, n_ok, d_ok, stride_dqn, (d_q * x_scale).to(DQ.dtype.element_ty))
 
     @triton.jit
     def _query_bwd_state(
         Q, DO, OUT, W, ROW_MAX, ROW_DEN, DSTATE_OUT, DZ_OUT,
         stride_qb, stride_qh, stride_qn, stride_gb, stride_gh, stride_gn, stride_ob, stride_oh, stride_on,
-        H, N, D, F, blocks_per_split, floor,
+        H, N, D, F, blocks_per_split, floor, x_scale,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
         PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
@@ -409,18 +425,48 @@ if triton is not None:
             d_num, d_den = _output_grads(d_out, out, ROW_DEN, bh, offs_n, n_ok, N, floor)
             row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
             valid_t = f_ok[:, None] & n_ok[None, :]
-            p_t = tl.where(valid_t, tl.exp(_logits_t(w, q_t, PRECISION) - row_max[None, :]), 0.0)
+            p_t = tl.where(valid_t, tl.exp(_logits_t(w, q_t, x_scale, PRECISION, BF16_PRODUCTS) - row_max[None, :]), 0.0)
             d_state += _product(p_t, d_num, PRECISION, BF16_PRODUCTS)
             d_key_sum += tl.sum(p_t * d_den[None, :], axis=1)
         part = bh * tl.num_programs(1) + split
         _store_state_part(DSTATE_OUT, DZ_OUT, part, offs_f, offs_d, d_state, d_key_sum, F_PAD, BLOCK_D)
 
     @triton.jit
+    def _merge_split_parts(
+        STATES, SUMS, MAXIMA, STATE, SUM, KEY_MAX, splits, chunks,
+        CHUNK_F: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_D: tl.constexpr, F_PAD: tl.constexpr,
+        PARTS_POW2: tl.constexpr, RESCALE: tl.constexpr,
+    ):  # fmt: skip
+        """One (batch·head, block of features) of S, z (or dS, dz): the sum of the per-split partials. With RESCALE
+        each partial is first brought from its own stabiliser (one per split and chunk of CHUNK_F features) to the
+        largest of the (batch·head), which is stored as the key stabiliser."""
+        bh, fb = tl.program_id(0), tl.program_id(1)
+        offs_f = fb * BLOCK_F + tl.arange(0, BLOCK_F)
+        offs_d = tl.arange(0, BLOCK_D)
+        state = tl.zeros((BLOCK_F, BLOCK_D), dtype=tl.float32)
+        total = tl.zeros((BLOCK_F,), dtype=tl.float32)
+        if RESCALE:
+            offs_parts = tl.arange(0, PARTS_POW2)
+            maxima = tl.load(MAXIMA + bh * splits * chunks + offs_parts, mask=offs_parts < splits * chunks, other=-1.0e30)
+            key_max = tl.max(maxima)
+        for split in range(0, splits):
+            part = bh * splits + split
+            weight = tl.full((BLOCK_F,), 1.0, tl.float32)
+            if RESCALE:
+                weight = tl.exp(tl.load(MAXIMA + part * chunks + offs_f // CHUNK_F) - key_max)
+            state += _tile(STATES, part * F_PAD + offs_f, offs_d, BLOCK_D) * weight[:, None]
+            total += tl.load(SUMS + part * F_PAD + offs_f) * weight
+        tl.store(STATE + (bh * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :], state)
+        tl.store(SUM + bh * F_PAD + offs_f, total)
+        if RESCALE:
+            tl.store(KEY_MAX + bh + offs_f * 0, key_max + tl.zeros((BLOCK_F,), tl.float32), mask=offs_f == 0)
+
+    @triton.jit
     def _key_bwd(
         K, V, W, MASK, M, DSTATE, DZ, DK, DV,
         stride_kb, stride_kh, stride_kn, stride_vb, stride_vh, stride_vn, stride_mb,
         stride_dkb, stride_dkh, stride_dkn, stride_dvb, stride_dvh, stride_dvn,
-        H, N, D, F, sq_scale,
+        H, N, D, F, x_scale,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_F: tl.constexpr, F_PAD: tl.constexpr,
         HAS_MASK: tl.constexpr, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr,
     ):  # fmt: skip
@@ -435,7 +481,7 @@ if triton is not None:
         for fc in range(0, F_PAD // BLOCK_F):
             offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
             valid = key_ok[:, None] & f_ok[None, :]
-            p = tl.where(valid, tl.exp(_key_logits(k, w, valid, sq_scale, PRECISION) - key_max), 0.0)
+            p = tl.where(valid, tl.exp(_key_logits(k, w, valid, x_scale, PRECISION, BF16_PRODUCTS) - key_max), 0.0)
             d_state = _tile(DSTATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             d_key_sum = tl.load(DZ + bh * F_PAD + offs_f)
             d_p = _product(v, tl.trans(d_state), PRECISION, BF16_PRODUCTS) + d_key_sum[None, :]
@@ -443,7 +489,7 @@ if triton is not None:
             d_logits = d_p * p  # the shared key stabiliser is a common factor: its gradient cancels
             d_k += _product(d_logits, w, PRECISION, BF16_PRODUCTS)
             d_logit_sum += tl.sum(d_logits, axis=1)
-        d_k -= sq_scale * d_logit_sum[:, None] * k
+        d_k = x_scale * d_k - (x_scale * x_scale) * d_logit_sum[:, None] * k.to(tl.float32)
         dk_base, dv_base = DK + b * stride_dkb + h * stride_dkh, DV + b * stride_dvb + h * stride_dvh
         _store_rows(dk_base, offs_n, offs_d, n_ok, d_ok, stride_dkn, d_k.to(DK.dtype.element_ty))
         _store_rows(dv_base, offs_n, offs_d, n_ok, d_ok, stride_dvn, d_v.to(DV.dtype.element_ty))
@@ -491,14 +537,24 @@ def _options(q: torch.Tensor, w: torch.Tensor, tiles: FavorKernelConfig, kernel:
     )
 
 
-def _merge_splits(
-    states: torch.Tensor, key_sums: torch.Tensor, maxima: torch.Tensor, block_f: int
+def merge_splits(
+    states: torch.Tensor, sums: torch.Tensor, maxima: Optional[torch.Tensor] = None, chunk_f: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The key state S and sum z from the per-split partials, with one stabiliser per (batch, head): each partial is
-    rescaled to the largest maximum, then summed. Returns ``(S, z, that maximum)``."""
-    key_max = maxima.amax(dim=(1, 2))
-    weights = torch.exp(maxima - key_max[:, None, None]).repeat_interleave(block_f, dim=2)  # (bh, splits, f_pad)
-    return (states * weights[..., None]).sum(dim=1), (key_sums * weights).sum(dim=1), key_max
+    """The per-split partials ``states (bh, splits, F_PAD, D)``, ``sums (bh, splits, F_PAD)`` summed over the splits,
+    in one kernel launch (a compiled PyTorch merge cost more host time than its GPU time). With ``maxima (bh, splits,
+    F_PAD / chunk_f)``, each partial's stabiliser per chunk of ``chunk_f`` features, the partials are first rescaled to
+    the largest one. Returns ``(S, z, that maximum (bh,))``; without maxima the maximum is empty."""
+    bh, splits, f_pad, block_d = states.shape
+    chunks = maxima.shape[2] if maxima is not None else 1
+    state, total = states.new_empty(bh, f_pad, block_d), sums.new_empty(bh, f_pad)
+    key_max = states.new_empty(bh if maxima is not None else 0)
+    block_f = math.gcd(32, f_pad)
+    _merge_split_parts[(bh, f_pad // block_f)](
+        states, sums, maxima if maxima is not None else sums, state, total, key_max, splits, chunks,
+        CHUNK_F=chunk_f, BLOCK_F=block_f, BLOCK_D=block_d, F_PAD=f_pad,
+        PARTS_POW2=triton.next_power_of_2(splits * chunks), RESCALE=maxima is not None,
+    )  # fmt: skip
+    return state, total, key_max
 
 
 def _mask_args(mask: Optional[torch.Tensor], dummy: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -544,15 +600,15 @@ def _forward_kernels(
     mask_arg, mask_stride = _mask_args(mask, q)
     _key_state_fwd[(bh, splits, chunks)](
         k, v, w, mask_arg, states, key_sums, maxima, *_strides(k), *_strides(v), mask_stride,
-        heads, n, d, num_features, per_split, d**-0.5, HAS_MASK=mask is not None, **key_options,
+        heads, n, d, num_features, per_split, d**-0.25, HAS_MASK=mask is not None, **key_options,
     )  # fmt: skip
-    state, key_sum, key_max = compiled_on_cuda(_merge_splits, q)(states, key_sums, maxima, key_options["BLOCK_F"])
+    state, key_sum, key_max = merge_splits(states, key_sums, maxima, key_options["BLOCK_F"])
     out = _token_major(batch, heads, n, d, like=q, dtype=v.dtype)
     row_max, row_den = torch.empty(bh, n, **f32), torch.empty(bh, n, **f32)
     query_options = _options(q, w, tiles, "query_fwd")
     _query_fwd[(bh, triton.cdiv(n, query_options["BLOCK_N"]))](
         q, w, state, key_sum, out, row_max, row_den, *_strides(q), *_strides(out),
-        heads, n, d, num_features, _DENOMINATOR_FLOOR * num_features, **query_options,
+        heads, n, d, num_features, _DENOMINATOR_FLOOR * num_features, d**-0.25, **query_options,
     )  # fmt: skip
     return out, state, key_sum, key_max, row_max, row_den
 
@@ -607,7 +663,8 @@ def _backward_kernels(
     dq_options = _options(q, w, tiles, "query_bwd_dq")
     _query_bwd_dq[(bh, triton.cdiv(n, dq_options["BLOCK_N"]))](
         q, d_out, out, w, state, key_sum, row_max, row_den, d_q,
-        *_strides(q), *_strides(d_out), *_strides(out), *_strides(d_q), heads, n, d, num_features, floor, **dq_options,
+        *_strides(q), *_strides(d_out), *_strides(out), *_strides(d_q), heads, n, d, num_features, floor, d**-0.25,
+        **dq_options,
     )  # fmt: skip
     state_options = _options(q, w, tiles, "query_bwd_state")
     splits, per_split = _split_grid(bh, triton.cdiv(n, state_options["BLOCK_N"]), q.device)
@@ -615,14 +672,15 @@ def _backward_kernels(
     d_key_sums = torch.empty(bh, splits, f_pad, **f32)
     _query_bwd_state[(bh, splits, f_pad // state_options["BLOCK_F"])](
         q, d_out, out, w, row_max, row_den, d_states, d_key_sums, *_strides(q), *_strides(d_out), *_strides(out),
-        heads, n, d, num_features, per_split, floor, **state_options,
+        heads, n, d, num_features, per_split, floor, d**-0.25, **state_options,
     )  # fmt: skip
     mask_arg, mask_stride = _mask_args(mask, q)
     key_options = _options(q, w, tiles, "key_bwd")
+    d_state, d_key_sum, _ = merge_splits(d_states, d_key_sums)
     _key_bwd[(bh, triton.cdiv(n, key_options["BLOCK_N"]))](
-        k, v, w, mask_arg, key_max, d_states.sum(dim=1), d_key_sums.sum(dim=1), d_k, d_v,
+        k, v, w, mask_arg, key_max, d_state, d_key_sum, d_k, d_v,
         *_strides(k), *_strides(v), mask_stride, *_strides(d_k), *_strides(d_v),
-        heads, n, d, num_features, d**-0.5, HAS_MASK=mask is not None, **key_options,
+        heads, n, d, num_features, d**-0.25, HAS_MASK=mask is not None, **key_options,
     )  # fmt: skip
     return d_qkv
 
@@ -684,7 +742,17 @@ def fused_favor_attention_packed(
         raise ValueError(f"mask must have shape (batch, seq_len) = {(batch, n)}, got {tuple(mask.shape)}")
     num_features = projection.shape[0]
     block_d, f_pad = _padded_sizes(head_dim, num_features)
-    # ω scaled by d^(-1/4) (so ωᵀx̂ = (ω d^(-1/4))ᵀx), zero-padded to whole tiles
-    w = torch.nn.functional.pad(projection.float() * head_dim**-0.25, (0, block_d - head_dim, 0, f_pad - num_features))
+    w = torch.nn.functional.pad(kernel_projection(projection, qkv.dtype), (0, block_d - head_dim, 0, f_pad - num_features))
     with torch.autocast(device_type=qkv.device.type, enabled=False):
         return _favor_forward(_unit_stride_rows(qkv), w.contiguous(), mask, num_features)[0]
+
+
+def kernel_projection(projection: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The ω the kernels use for inputs of ``dtype``: for bf16/fp16 inputs rounded to bf16 values (held in the input
+    dtype), which the logits' tensor-core products then take exactly; float32 ω for float32 inputs.
+
+    The rounding is a perturbation of 2⁻⁹ relative to one draw of random features, and every path that gets the
+    rounded ω computes the same estimator: :class:`~..linear.performer.PerformerAttention` draws its ω rounded so."""
+    if dtype == torch.float32:
+        return projection.float()
+    return projection.to(torch.bfloat16).to(dtype)
