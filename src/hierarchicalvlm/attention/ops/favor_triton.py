@@ -115,11 +115,11 @@ class FavorKernelConfig:
 # in the backward, over the H200's 227 KiB.
 TUNED_BF16 = FavorKernelConfig(
     64, 64, 4, True, per_kernel=(
-        ("key_state", KernelLaunch(64, 128, 8, 3)),
-        ("query_fwd", KernelLaunch(128, 64, 4, 2)),
-        ("query_bwd_dq", KernelLaunch(64, 128, 4, 2)),
+        ("key_state", KernelLaunch(64, 64, 4, 3)),
+        ("query_fwd", KernelLaunch(128, 64, 8, 2)),
+        ("query_bwd_dq", KernelLaunch(64, 64, 4, 2)),
         ("query_bwd_state", KernelLaunch(64, 128, 4, 3)),
-        ("key_bwd", KernelLaunch(128, 64, 8, 3)),
+        ("key_bwd", KernelLaunch(64, 128, 4, 2)),
     ),
 )  # fmt: skip
 TILE_CHOICES: dict[str, tuple[FavorKernelConfig, ...]] = {
@@ -189,6 +189,7 @@ def fused_favor_available(x: torch.Tensor) -> bool:
 
 
 if triton is not None:
+    LOG2E = tl.constexpr(1.4426950408889634)
 
     @triton.jit
     def _load_rows(ptr, offs_n, offs_d, n_ok, d_ok, stride_n):
@@ -247,13 +248,16 @@ if triton is not None:
 
     @triton.jit
     def _logits(x, w, x_scale, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
-        """ωᵀx̂ = d^(-1/4)·ωᵀx for a tile of rows x, as (positions, features)."""
-        return _logit_dot(x, tl.trans(w), PRECISION, BF16_PRODUCTS) * x_scale
+        """log₂(e)·ωᵀx̂ (x̂ = d^(-1/4)·x) for a tile of rows x, as (positions, features).
+
+        Every logit, maximum and stabiliser in the kernels is in base 2 (exp2(log₂(e)·s) = exp(s)): the exponentials
+        are exp2 instructions, one multiplication per feature fewer than exp. Gradients stay in natural units."""
+        return _logit_dot(x, tl.trans(w), PRECISION, BF16_PRODUCTS) * (x_scale * LOG2E)
 
     @triton.jit
     def _logits_t(w, x_t, x_scale, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
-        """ωx̂ᵀ: the logits as (features, positions), from a tile of rows read transposed."""
-        return _logit_dot(w, x_t, PRECISION, BF16_PRODUCTS) * x_scale
+        """log₂(e)·ωx̂ᵀ: the logits as (features, positions), from a tile of rows read transposed."""
+        return _logit_dot(w, x_t, PRECISION, BF16_PRODUCTS) * (x_scale * LOG2E)
 
     @triton.jit
     def _product(a, b, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
@@ -263,13 +267,15 @@ if triton is not None:
         return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision=PRECISION)
 
     @triton.jit
-    def _squared_norms(x, axis: tl.constexpr):
-        return tl.sum(x.to(tl.float32) * x.to(tl.float32), axis=axis)
+    def _half_squared_norms(x, x_scale, axis: tl.constexpr):
+        """log₂(e)·‖x̂‖²/2 of each row (axis 1) or column (axis 0) of a tile."""
+        x = x.to(tl.float32)
+        return tl.sum(x * x, axis=axis) * (0.5 * LOG2E * x_scale * x_scale)
 
     @triton.jit
     def _key_logits(k, w, valid, x_scale, PRECISION: tl.constexpr, BF16_PRODUCTS: tl.constexpr):
-        """ωᵀk̂ − ‖k̂‖²/2 for a tile of keys (k̂ = d^(-1/4)·k); invalid entries at -1e30."""
-        s = _logits(k, w, x_scale, PRECISION, BF16_PRODUCTS) - (0.5 * x_scale * x_scale) * _squared_norms(k, 1)[:, None]
+        """log₂(e)·(ωᵀk̂ − ‖k̂‖²/2) for a tile of keys (k̂ = d^(-1/4)·k); invalid entries at -1e30."""
+        s = _logits(k, w, x_scale, PRECISION, BF16_PRODUCTS) - _half_squared_norms(k, x_scale, 1)[:, None]
         return tl.where(valid, s, -1.0e30)
 
     @triton.jit
@@ -322,12 +328,11 @@ if triton is not None:
             k_t = _load_rows_t(k_base, offs_n, offs_d, n_ok, d_ok, stride_kn)
             v = _load_rows(v_base, offs_n, offs_d, n_ok, d_ok, stride_vn)
             valid_t = f_ok[:, None] & _key_ok(MASK, b, stride_mb, offs_n, n_ok, HAS_MASK)[None, :]
-            s_t = _logits_t(w, k_t, x_scale, PRECISION, BF16_PRODUCTS)
-            s_t -= (0.5 * x_scale * x_scale) * _squared_norms(k_t, 0)[None, :]
+            s_t = _logits_t(w, k_t, x_scale, PRECISION, BF16_PRODUCTS) - _half_squared_norms(k_t, x_scale, 0)[None, :]
             s_t = tl.where(valid_t, s_t, -1.0e30)
             new_max = tl.maximum(running_max, tl.max(s_t))
-            rescale = tl.exp(running_max - new_max)
-            p_t = tl.where(valid_t, tl.exp(s_t - new_max[:, None]), 0.0)
+            rescale = tl.exp2(running_max - new_max)
+            p_t = tl.where(valid_t, tl.exp2(s_t - new_max[:, None]), 0.0)
             state = state * rescale[:, None] + _product(p_t, v, PRECISION, BF16_PRODUCTS)
             key_sum = key_sum * rescale + tl.sum(p_t, axis=1)
             running_max = new_max
@@ -354,8 +359,8 @@ if triton is not None:
             offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
             s = _query_logits(q, w, f_ok, x_scale, PRECISION, BF16_PRODUCTS)
             new_max = tl.maximum(row_max, tl.max(s, axis=1))
-            rescale = tl.exp(row_max - new_max)
-            p = tl.exp(s - new_max[:, None])
+            rescale = tl.exp2(row_max - new_max)
+            p = tl.exp2(s - new_max[:, None])
             state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             key_sum = tl.load(Z + bh * F_PAD + offs_f)
             numerator = numerator * rescale[:, None] + _product(p, state, PRECISION, BF16_PRODUCTS)
@@ -395,7 +400,7 @@ if triton is not None:
         for fc in range(0, F_PAD // BLOCK_F):
             offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
             s = _query_logits(q, w, f_ok, x_scale, PRECISION, BF16_PRODUCTS)
-            p = tl.exp(s - row_max[:, None])
+            p = tl.exp2(s - row_max[:, None])
             state = _tile(STATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             key_sum = tl.load(Z + bh * F_PAD + offs_f)
             d_p = _product(d_num, tl.trans(state), PRECISION, BF16_PRODUCTS) + d_den[:, None] * key_sum[None, :]
@@ -425,7 +430,7 @@ if triton is not None:
             d_num, d_den = _output_grads(d_out, out, ROW_DEN, bh, offs_n, n_ok, N, floor)
             row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
             valid_t = f_ok[:, None] & n_ok[None, :]
-            p_t = tl.where(valid_t, tl.exp(_logits_t(w, q_t, x_scale, PRECISION, BF16_PRODUCTS) - row_max[None, :]), 0.0)
+            p_t = tl.where(valid_t, tl.exp2(_logits_t(w, q_t, x_scale, PRECISION, BF16_PRODUCTS) - row_max[None, :]), 0.0)
             d_state += _product(p_t, d_num, PRECISION, BF16_PRODUCTS)
             d_key_sum += tl.sum(p_t * d_den[None, :], axis=1)
         part = bh * tl.num_programs(1) + split
@@ -453,10 +458,10 @@ if triton is not None:
             part = bh * splits + split
             weight = tl.full((BLOCK_F,), 1.0, tl.float32)
             if RESCALE:
-                weight = tl.exp(tl.load(MAXIMA + part * chunks + offs_f // CHUNK_F) - key_max)
+                weight = tl.exp2(tl.load(MAXIMA + part * chunks + offs_f // CHUNK_F) - key_max)
             state += _tile(STATES, part * F_PAD + offs_f, offs_d, BLOCK_D) * weight[:, None]
             total += tl.load(SUMS + part * F_PAD + offs_f) * weight
-        tl.store(STATE + (bh * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :], state)
+        tl.store(STATE + (bh * F_PAD + offs_f[:, None]) * BLOCK_D + offs_d[None, :], state.to(STATE.dtype.element_ty))
         tl.store(SUM + bh * F_PAD + offs_f, total)
         if RESCALE:
             tl.store(KEY_MAX + bh + offs_f * 0, key_max + tl.zeros((BLOCK_F,), tl.float32), mask=offs_f == 0)
@@ -481,7 +486,7 @@ if triton is not None:
         for fc in range(0, F_PAD // BLOCK_F):
             offs_f, f_ok, w = _feature_chunk(W, fc, offs_d, F, BLOCK_D, BLOCK_F)
             valid = key_ok[:, None] & f_ok[None, :]
-            p = tl.where(valid, tl.exp(_key_logits(k, w, valid, x_scale, PRECISION, BF16_PRODUCTS) - key_max), 0.0)
+            p = tl.where(valid, tl.exp2(_key_logits(k, w, valid, x_scale, PRECISION, BF16_PRODUCTS) - key_max), 0.0)
             d_state = _tile(DSTATE, bh * F_PAD + offs_f, offs_d, BLOCK_D)
             d_key_sum = tl.load(DZ + bh * F_PAD + offs_f)
             d_p = _product(v, tl.trans(d_state), PRECISION, BF16_PRODUCTS) + d_key_sum[None, :]
@@ -538,15 +543,16 @@ def _options(q: torch.Tensor, w: torch.Tensor, tiles: FavorKernelConfig, kernel:
 
 
 def merge_splits(
-    states: torch.Tensor, sums: torch.Tensor, maxima: Optional[torch.Tensor] = None, chunk_f: int = 1
+    states: torch.Tensor, sums: torch.Tensor, maxima: Optional[torch.Tensor] = None, chunk_f: int = 1,
+    state_dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The per-split partials ``states (bh, splits, F_PAD, D)``, ``sums (bh, splits, F_PAD)`` summed over the splits,
     in one kernel launch (a compiled PyTorch merge cost more host time than its GPU time). With ``maxima (bh, splits,
-    F_PAD / chunk_f)``, each partial's stabiliser per chunk of ``chunk_f`` features, the partials are first rescaled to
-    the largest one. Returns ``(S, z, that maximum (bh,))``; without maxima the maximum is empty."""
+    F_PAD / chunk_f)``, each partial's stabiliser per chunk of ``chunk_f`` features (base 2, as every stabiliser of the
+    kernels), the partials are first rescaled to the largest one. Returns ``(S in state_dtype, z, that maximum (bh,))``; without maxima the maximum is empty."""
     bh, splits, f_pad, block_d = states.shape
     chunks = maxima.shape[2] if maxima is not None else 1
-    state, total = states.new_empty(bh, f_pad, block_d), sums.new_empty(bh, f_pad)
+    state, total = states.new_empty(bh, f_pad, block_d, dtype=state_dtype), sums.new_empty(bh, f_pad)
     key_max = states.new_empty(bh if maxima is not None else 0)
     block_f = math.gcd(32, f_pad)
     _merge_split_parts[(bh, f_pad // block_f)](
@@ -555,6 +561,13 @@ def merge_splits(
         PARTS_POW2=triton.next_power_of_2(splits * chunks), RESCALE=maxima is not None,
     )  # fmt: skip
     return state, total, key_max
+
+
+def state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype in which the merged state S and its gradient dS are stored for inputs of ``dtype``: bf16 for bf16/fp16
+    inputs, whose kernels multiply S on bf16 operands anyway (the same rounding, half the bytes every tile reads), else
+    float32. Their sums z, dz stay float32 (the denominator)."""
+    return torch.float32 if dtype == torch.float32 else torch.bfloat16
 
 
 def _mask_args(mask: Optional[torch.Tensor], dummy: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -602,7 +615,7 @@ def _forward_kernels(
         k, v, w, mask_arg, states, key_sums, maxima, *_strides(k), *_strides(v), mask_stride,
         heads, n, d, num_features, per_split, d**-0.25, HAS_MASK=mask is not None, **key_options,
     )  # fmt: skip
-    state, key_sum, key_max = merge_splits(states, key_sums, maxima, key_options["BLOCK_F"])
+    state, key_sum, key_max = merge_splits(states, key_sums, maxima, key_options["BLOCK_F"], state_dtype(q.dtype))
     out = _token_major(batch, heads, n, d, like=q, dtype=v.dtype)
     row_max, row_den = torch.empty(bh, n, **f32), torch.empty(bh, n, **f32)
     query_options = _options(q, w, tiles, "query_fwd")
@@ -620,7 +633,7 @@ def _(qkv, w, mask, num_features):
     f32 = dict(dtype=torch.float32)
     return (
         _token_major(batch, heads, n, d, like=qkv, dtype=qkv.dtype),
-        qkv.new_empty(bh, f_pad, block_d, **f32),
+        qkv.new_empty(bh, f_pad, block_d, dtype=state_dtype(qkv.dtype)),
         qkv.new_empty(bh, f_pad, **f32),
         qkv.new_empty(bh, **f32),
         qkv.new_empty(bh, n, **f32),
@@ -676,7 +689,7 @@ def _backward_kernels(
     )  # fmt: skip
     mask_arg, mask_stride = _mask_args(mask, q)
     key_options = _options(q, w, tiles, "key_bwd")
-    d_state, d_key_sum, _ = merge_splits(d_states, d_key_sums)
+    d_state, d_key_sum, _ = merge_splits(d_states, d_key_sums, state_dtype=state_dtype(q.dtype))
     _key_bwd[(bh, triton.cdiv(n, key_options["BLOCK_N"]))](
         k, v, w, mask_arg, key_max, d_state, d_key_sum, d_k, d_v,
         *_strides(k), *_strides(v), mask_stride, *_strides(d_k), *_strides(d_v),

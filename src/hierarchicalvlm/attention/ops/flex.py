@@ -17,7 +17,8 @@ grows with n; so long sequences keep those rows outside and the caller computes 
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import dataclasses
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -33,6 +34,31 @@ except ImportError:  # pragma: no cover - depends on the installed torch
 MIN_FLEX_HEAD_DIM = 16  # the Triton kernels reject smaller head dimensions
 
 _compiled_flex_attention: Optional[Callable] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StaticMaskTiles:
+    """Block size of the static window masks and the FlexAttention kernel tiles that run them on a GPU.
+
+    Attributes:
+        block_size: (query rows, key columns) of one mask block; FlexAttention skips all-masked blocks and evaluates
+            the mask element-wise in partial ones, so smaller blocks waste less of a window's edges.
+        kernel_options: FlexAttention ``kernel_options`` pairs (``fwd_``/``bwd_`` prefixed tile sizes, stages, warps);
+            the kernel tiles must divide the mask blocks. Empty: FlexAttention's defaults for the device.
+    """
+
+    block_size: tuple[int, int] = (128, 128)
+    kernel_options: tuple[tuple[str, Any], ...] = ()
+
+
+STATIC_MASK_TILES = StaticMaskTiles()
+
+
+def _flex_call_options(q: torch.Tensor, compiled: bool) -> dict[str, Any]:
+    """``kernel_options`` of :data:`STATIC_MASK_TILES` for a compiled GPU call (eager reference calls take none)."""
+    if compiled and q.is_cuda and STATIC_MASK_TILES.kernel_options:
+        return {"kernel_options": dict(STATIC_MASK_TILES.kernel_options)}
+    return {}
 
 
 def flex_available() -> bool:
@@ -81,7 +107,7 @@ def local_window_block_mask(
     build the mask inside its graph, a graph break), while it reads a dict entry as a constant. So a mask is
     built once, by the first call of its shape (outside any graph); after that, compiled graphs just use it.
     """
-    key = (n, half_window, causal, device, num_global, global_at, global_rows)
+    key = (n, half_window, causal, device, num_global, global_at, global_rows, STATIC_MASK_TILES.block_size)
     mask = _block_masks.get(key)
     if mask is None:
         mask = _build_block_mask(*key)
@@ -93,7 +119,8 @@ def local_window_block_mask(
 
 @torch.compiler.disable
 def _build_block_mask(
-    n: int, half_window: int, causal: bool, device: torch.device, num_global: int, global_at: str, global_rows: bool
+    n: int, half_window: int, causal: bool, device: torch.device, num_global: int, global_at: str, global_rows: bool,
+    block_size: tuple[int, int],
 ) -> "BlockMask":
     if not flex_available():
         raise RuntimeError("FlexAttention is not available in this torch build")
@@ -114,7 +141,9 @@ def _build_block_mask(
                 allowed = allowed | is_global(q_idx)
         return allowed & (kv_idx <= q_idx) if causal else allowed
 
-    return create_block_mask(mask_mod, B=None, H=None, Q_LEN=n, KV_LEN=n, device=device, _compile=device.type == "cuda")
+    return create_block_mask(
+        mask_mod, B=None, H=None, Q_LEN=n, KV_LEN=n, device=device, BLOCK_SIZE=block_size, _compile=device.type == "cuda"
+    )
 
 
 def _key_padding_score_mod(key_mask: Optional[torch.Tensor]) -> Optional[Callable]:
@@ -192,10 +221,11 @@ def flex_local_global_attention(
     block_mask = local_window_block_mask(n, half_window, causal, q.device)
     score_mod = _key_padding_score_mod(key_mask)
     attend = compiled_flex_attention() if compiled else flex_attention
+    options = _flex_call_options(q, compiled)
     if num_global == 0:
-        return attend(q, k, v, score_mod=score_mod, block_mask=block_mask)
+        return attend(q, k, v, score_mod=score_mod, block_mask=block_mask, **options)
 
-    local, lse = attend(q, k, v, score_mod=score_mod, block_mask=block_mask, return_lse=True)
+    local, lse = attend(q, k, v, score_mod=score_mod, block_mask=block_mask, return_lse=True, **options)
     numerator, denominator, row_max = global_columns(q, k, v, half_window, causal, key_mask, global_positions)
     # softmax over [window keys ; global keys] = weighted merge of the two parts' normalised outputs
     lse = lse.float()
@@ -243,4 +273,5 @@ def flex_static_global_attention(
     """
     block_mask = local_window_block_mask(q.shape[2], half_window, causal, q.device, num_global, global_at, global_rows)
     attend = compiled_flex_attention() if compiled else flex_attention
-    return attend(q, k, v, score_mod=_key_padding_score_mod(key_mask), block_mask=block_mask)
+    return attend(q, k, v, score_mod=_key_padding_score_mod(key_mask), block_mask=block_mask,
+                  **_flex_call_options(q, compiled))
