@@ -48,7 +48,7 @@ def main(lengths: list[int]) -> None:
                 if tiles is None:
                     work = flex_workload(catalogue["flex_local_global"], settings, length, batch)
                 else:
-                    flex.STATIC_MASK_TILES = tiles
+                    flex.STATIC_MASK_TILES = ((0, tiles),)
                     work = mechanism_workload(catalogue["local_global"], settings, length, batch)
                 for _ in range(3):
                     work.step()

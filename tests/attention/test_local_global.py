@@ -397,6 +397,21 @@ def test_cuda_static_flex_path_matches_dense_reference_bf16(
     check_cuda_flex_path(module, n)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("rows_in_mask", [True, False], ids=["rows-in-mask", "rows-beside"])
+def test_cuda_long_sequence_tiles_match_dense_reference_bf16(rows_in_mask: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel tiles that long sequences get (ops.flex.STATIC_MASK_TILES), here applied from length 0 on a short
+    sequence: the same results as the dense reference."""
+    from hierarchicalvlm.attention.ops import flex
+
+    monkeypatch.setattr(flex, "STATIC_MASK_TILES", ((0, flex.STATIC_MASK_TILES[-1][1]),))
+    monkeypatch.setattr(LocalGlobalAttention, "global_rows_in_mask_max_len", 10**9 if rows_in_mask else 0)
+    torch.manual_seed(1)
+    module = LocalGlobalAttention(128, 4, window_size=512, num_global_tokens=16, global_tokens="first")
+    check_cuda_flex_path(module, 2000)
+
+
 def check_cuda_flex_path(module: LocalGlobalAttention, n: int) -> None:
     """In bf16 on CUDA, with one padded sample: output, input gradient (and finite parameter gradients) of the
     FlexAttention path match the float32 dense reference."""
@@ -425,3 +440,19 @@ def test_cuda_layer_takes_the_blocked_path_inside_plain_pytorch_paths() -> None:
     assert module.backend_for(x) == "flex"
     with plain_pytorch_paths():
         assert module.backend_for(x) == "blocked"
+
+
+def test_static_mask_tiles_are_chosen_by_sequence_length_and_reach_only_compiled_gpu_calls(monkeypatch) -> None:
+    """The last ``STATIC_MASK_TILES`` entry whose length applies gives the mask's block size and the kernel options;
+    an eager (reference) or CPU call gets no kernel options, and a mask of another block size is cached apart."""
+    from hierarchicalvlm.attention.ops import flex
+
+    small, large = flex.StaticMaskTiles(), flex.StaticMaskTiles((64, 64), (("bwd_num_warps", 4),))
+    monkeypatch.setattr(flex, "STATIC_MASK_TILES", ((0, small), (100, large)))
+    assert flex.static_mask_tiles(99) is small and flex.static_mask_tiles(100) is large
+    q = torch.zeros(1, 1, 128, 16)
+    assert flex._flex_call_options(q, compiled=True) == {}  # a CPU tensor
+    assert flex._flex_call_options(q[:, :, :64], compiled=False) == {}
+    mask = flex.local_window_block_mask(128, 8, False, torch.device("cpu"))
+    assert mask.BLOCK_SIZE == (64, 64)
+    assert flex.local_window_block_mask(64, 8, False, torch.device("cpu")).BLOCK_SIZE == (128, 128)

@@ -51,13 +51,35 @@ class StaticMaskTiles:
     kernel_options: tuple[tuple[str, Any], ...] = ()
 
 
-STATIC_MASK_TILES = StaticMaskTiles()
+_BACKWARD_64 = (("bwd_BLOCK_M1", 64), ("bwd_BLOCK_N1", 64), ("bwd_BLOCK_N2", 64), ("bwd_BLOCK_M2", 64),
+                ("bwd_num_warps", 4), ("bwd_num_stages", 3))  # fmt: skip
+# (from this sequence length on, these tiles), the last entry that applies wins. Every query sees the global keys, so
+# the backward's program for the first key block walks all n/BLOCK_M1 query blocks (and a global query row block all
+# key blocks): stragglers whose length grows with n. From 16K tokens on, 64 x 64 backward tiles (half the work per
+# step of a straggler) beat FlexAttention's default (64 x 128, 8 warps) for the window of 512 + 16 fixed globals:
+# 7.5 against 8.1 ms at 16K on an H200, while at 4K they lost (11.8 against 10.7 ms;
+# scripts/probes/flex_tiles.py, docs/PERFORMANCE.md, issue 14).
+STATIC_MASK_TILES: tuple[tuple[int, StaticMaskTiles], ...] = (
+    (0, StaticMaskTiles()),
+    (16384, StaticMaskTiles((128, 128), _BACKWARD_64)),
+)
+
+
+def static_mask_tiles(n: int) -> StaticMaskTiles:
+    """The :data:`STATIC_MASK_TILES` entry for sequences of ``n`` tokens."""
+    chosen = StaticMaskTiles()
+    for min_length, tiles in STATIC_MASK_TILES:
+        if n >= min_length:
+            chosen = tiles
+    return chosen
 
 
 def _flex_call_options(q: torch.Tensor, compiled: bool) -> dict[str, Any]:
-    """``kernel_options`` of :data:`STATIC_MASK_TILES` for a compiled GPU call (eager reference calls take none)."""
-    if compiled and q.is_cuda and STATIC_MASK_TILES.kernel_options:
-        return {"kernel_options": dict(STATIC_MASK_TILES.kernel_options)}
+    """``kernel_options`` of the static-mask tiles for ``q``'s length in a compiled GPU call (eager reference calls
+    take none)."""
+    options = static_mask_tiles(q.shape[2]).kernel_options
+    if compiled and q.is_cuda and options:
+        return {"kernel_options": dict(options)}
     return {}
 
 
@@ -107,7 +129,7 @@ def local_window_block_mask(
     build the mask inside its graph, a graph break), while it reads a dict entry as a constant. So a mask is
     built once, by the first call of its shape (outside any graph); after that, compiled graphs just use it.
     """
-    key = (n, half_window, causal, device, num_global, global_at, global_rows, STATIC_MASK_TILES.block_size)
+    key = (n, half_window, causal, device, num_global, global_at, global_rows, static_mask_tiles(n).block_size)
     mask = _block_masks.get(key)
     if mask is None:
         mask = _build_block_mask(*key)
