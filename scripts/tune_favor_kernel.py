@@ -97,7 +97,8 @@ def time_step(
     qkv = torch.randn(batch, length, 3 * heads * projection.shape[1], device="cuda", dtype=dtype).requires_grad_()
 
     def forward() -> torch.Tensor:
-        return favor_triton.fused_favor_attention_packed(qkv.unflatten(-1, (3, heads, -1)).permute(2, 0, 3, 1, 4), projection)
+        packed = qkv.unflatten(-1, (3, heads, -1)).permute(2, 0, 3, 1, 4)  # the layer's view of its qkv projection
+        return favor_triton.fused_favor_attention_packed(packed, projection)
 
     step = make_step(forward, [qkv])
     for _ in range(2):

@@ -14,17 +14,21 @@ matmul with the projection ω) and consumes it at once:
 * ``_query_bwd_state``  the partial gradients of the state (dS, dz) per (batch·head, split, feature chunk);
 * ``_key_bwd``          dk, dv per key tile from dS, dz.
 
-The partial states are merged (and rescaled to one stabiliser) by ``_merge_split_parts`` between the kernels. The two kernels that
-sum over the sequence form their logits as features × positions, the layout their product with v (or d_out)
-takes. Each kernel has its own launch shape (``FavorKernelConfig.launch``): they hold different tiles and
+The partial states are merged (and rescaled to one stabiliser) by ``_merge_split_parts`` between the kernels. The
+two kernels that sum over the sequence form their logits as features × positions, the layout their product with v
+(or d_out) takes. Each kernel has its own launch shape (``FavorKernelConfig.launch``): they hold different tiles and
 accumulators, and each is fastest at a different shape (``scripts/tune_favor_kernel.py --per-kernel``). (One
 backward kernel for dq and dS together, tried on 2026-12-01, had to hold every feature of its query tile at once
 and took about twice as long as these two: 2.4 against 1.25 ms on an H200.)
 
-Every product accumulates in fp32. For fp32 inputs the operands are exact IEEE fp32; for bf16/fp16 inputs the
-feature logits ωᵀq, ωᵀk take TF32 operands and the products of features with values, states and gradients bf16
-operands (``FavorKernelConfig.bf16_products``), as flash attention multiplies its probabilities with values.  The stabilisers are the same as in :func:`.favor.favor_features`
-(per-query maximum; one maximum over the real keys of each (batch, head)) and the 1/√m factor is dropped:
+Every product accumulates in fp32. For fp32 inputs the operands are exact IEEE fp32. For bf16/fp16 inputs
+(``FavorKernelConfig.bf16_products``) the feature logits ωᵀq, ωᵀk multiply the inputs as they are with ω rounded to
+bf16 (:func:`kernel_projection`; exact products, which the layer's own ω, drawn rounded, makes the same estimator on
+every path), and the products of features with values, states and gradients take bf16 operands, as flash attention
+multiplies its probabilities with values; the merged state S and its gradient are then kept in bf16
+(:func:`state_dtype`). Logits and stabilisers are in base 2 (exp2). The stabilisers are the same as in
+:func:`.favor.favor_features` (per-query maximum; one maximum over the real keys of each (batch, head)) and the
+1/√m factor is dropped:
 all are constant factors of numerator and denominator alike, so the result is the PyTorch path's, which is
 the reference this module is tested against (``tests/attention/test_favor_triton.py``).
 
@@ -81,9 +85,11 @@ class FavorKernelConfig:
     Attributes:
         block_n, block_f, num_warps, num_stages: every kernel's launch shape (:class:`KernelLaunch`), unless
             ``per_kernel`` names that kernel.
-        bf16_products: for bf16/fp16 inputs, run the products of features with values, states and gradients on
-            bf16 operands (fp32 accumulation; 2x the TF32 tensor-core rate, half the shared memory). The feature
-            logits ωᵀq, ωᵀk stay TF32: an error there is amplified by exp(). fp32 inputs always use IEEE fp32.
+        bf16_products: for bf16/fp16 inputs, run every product on tensor cores at the inputs' precision (fp32
+            accumulation): the feature logits on the inputs and ω rounded to bf16 (exact products; an error there
+            would be amplified by exp()), the products of features with values, states and gradients on bf16
+            operands (2x the TF32 rate, half the shared memory). False: fp32 operands in TF32 (the same rounded ω).
+            fp32 inputs always use IEEE fp32.
         per_kernel: ``(kernel name, KernelLaunch)`` pairs (names in :data:`KERNELS`) overriding the shared shape.
     """
 
@@ -430,7 +436,8 @@ if triton is not None:
             d_num, d_den = _output_grads(d_out, out, ROW_DEN, bh, offs_n, n_ok, N, floor)
             row_max = _load_rows_of(ROW_MAX, bh, offs_n, n_ok, N)
             valid_t = f_ok[:, None] & n_ok[None, :]
-            p_t = tl.where(valid_t, tl.exp2(_logits_t(w, q_t, x_scale, PRECISION, BF16_PRODUCTS) - row_max[None, :]), 0.0)
+            s_t = _logits_t(w, q_t, x_scale, PRECISION, BF16_PRODUCTS)
+            p_t = tl.where(valid_t, tl.exp2(s_t - row_max[None, :]), 0.0)
             d_state += _product(p_t, d_num, PRECISION, BF16_PRODUCTS)
             d_key_sum += tl.sum(p_t * d_den[None, :], axis=1)
         part = bh * tl.num_programs(1) + split
@@ -452,7 +459,8 @@ if triton is not None:
         total = tl.zeros((BLOCK_F,), dtype=tl.float32)
         if RESCALE:
             offs_parts = tl.arange(0, PARTS_POW2)
-            maxima = tl.load(MAXIMA + bh * splits * chunks + offs_parts, mask=offs_parts < splits * chunks, other=-1.0e30)
+            parts_ok = offs_parts < splits * chunks
+            maxima = tl.load(MAXIMA + bh * splits * chunks + offs_parts, mask=parts_ok, other=-1.0e30)
             key_max = tl.max(maxima)
         for split in range(0, splits):
             part = bh * splits + split
@@ -549,7 +557,8 @@ def merge_splits(
     """The per-split partials ``states (bh, splits, F_PAD, D)``, ``sums (bh, splits, F_PAD)`` summed over the splits,
     in one kernel launch (a compiled PyTorch merge cost more host time than its GPU time). With ``maxima (bh, splits,
     F_PAD / chunk_f)``, each partial's stabiliser per chunk of ``chunk_f`` features (base 2, as every stabiliser of the
-    kernels), the partials are first rescaled to the largest one. Returns ``(S in state_dtype, z, that maximum (bh,))``; without maxima the maximum is empty."""
+    kernels), the partials are first rescaled to the largest one. Returns ``(S in state_dtype, z, that maximum (bh,))``;
+    without maxima the maximum is empty."""
     bh, splits, f_pad, block_d = states.shape
     chunks = maxima.shape[2] if maxima is not None else 1
     state, total = states.new_empty(bh, f_pad, block_d, dtype=state_dtype), sums.new_empty(bh, f_pad)
@@ -755,7 +764,8 @@ def fused_favor_attention_packed(
         raise ValueError(f"mask must have shape (batch, seq_len) = {(batch, n)}, got {tuple(mask.shape)}")
     num_features = projection.shape[0]
     block_d, f_pad = _padded_sizes(head_dim, num_features)
-    w = torch.nn.functional.pad(kernel_projection(projection, qkv.dtype), (0, block_d - head_dim, 0, f_pad - num_features))
+    padding = (0, block_d - head_dim, 0, f_pad - num_features)
+    w = torch.nn.functional.pad(kernel_projection(projection, qkv.dtype), padding)  # whole tiles; kernels mask the padded features
     with torch.autocast(device_type=qkv.device.type, enabled=False):
         return _favor_forward(_unit_stride_rows(qkv), w.contiguous(), mask, num_features)[0]
 

@@ -164,7 +164,8 @@ def _build_block_mask(
         return allowed & (kv_idx <= q_idx) if causal else allowed
 
     return create_block_mask(
-        mask_mod, B=None, H=None, Q_LEN=n, KV_LEN=n, device=device, BLOCK_SIZE=block_size, _compile=device.type == "cuda"
+        mask_mod, B=None, H=None, Q_LEN=n, KV_LEN=n, device=device, BLOCK_SIZE=block_size,
+        _compile=device.type == "cuda",
     )
 
 
