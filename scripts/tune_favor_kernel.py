@@ -106,15 +106,22 @@ def time_step(
     return statistics.median(time_calls(step, "cuda", repeats))
 
 
-def profile(projection: torch.Tensor, length: int, batch_tokens: int, heads: int) -> str:
-    """The CUDA time of each kernel in one forward + backward (torch.profiler)."""
+def profiled_steps(projection: torch.Tensor, length: int, batch_tokens: int, heads: int, steps: int):
+    """The CUDA profile (torch.profiler) of ``steps`` forward + backward steps, after a warm one."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
     time_step(projection, length, batch_tokens, heads, repeats=1)  # warm
     with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
-        time_step(projection, length, batch_tokens, heads, repeats=1)
-    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=15)
+        time_step(projection, length, batch_tokens, heads, repeats=steps)
+    return prof
+
+
+def profile(projection: torch.Tensor, length: int, batch_tokens: int, heads: int) -> str:
+    """The CUDA time of each kernel in one forward + backward."""
+    return profiled_steps(projection, length, batch_tokens, heads, 1).key_averages().table(
+        sort_by="cuda_time_total", row_limit=15
+    )
 
 
 def sweep_config(index: int, only: Optional[str] = None) -> favor_triton.FavorKernelConfig:
@@ -147,12 +154,7 @@ def sweep_round(index: int, projection: torch.Tensor, args: argparse.Namespace) 
 
 def kernel_times(projection: torch.Tensor, args: argparse.Namespace, steps: int = 3) -> dict[str, float]:
     """CUDA ms per call of each FAVOR+ kernel over ``steps`` profiled forward+backward steps (after a warm one)."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
-    time_step(projection, args.length, args.batch_tokens, args.heads, repeats=1)
-    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
-        time_step(projection, args.length, args.batch_tokens, args.heads, repeats=steps)
+    prof = profiled_steps(projection, args.length, args.batch_tokens, args.heads, steps)
     events = {event.key: event for event in prof.key_averages()}
     # device_time_total in recent torch, cuda_time_total in older releases
     total = lambda e: getattr(e, "device_time_total", None) or e.cuda_time_total  # noqa: E731
@@ -164,10 +166,7 @@ def per_kernel_sweep(args: argparse.Namespace) -> dict:
     """Every kernel under every launch shape; the fastest per kernel, combined, checked and timed against the
     current default."""
     rounds = range(len(LAUNCHES))
-    warm = [subprocess.Popen([sys.executable, __file__, "--warm", ",".join(map(str, rounds[i::8])),
-                              "--head-dim", str(args.head_dim), "--num-features", str(args.num_features),
-                              "--length", str(args.length), "--batch-tokens", str(args.batch_tokens),
-                              "--heads", str(args.heads)],
+    warm = [subprocess.Popen([sys.executable, __file__, "--warm", ",".join(map(str, rounds[i::8])), *shape_args(args)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(8)]
     for process in warm:
         process.wait()
@@ -270,6 +269,12 @@ def run_one(args: argparse.Namespace) -> int:
     return 0
 
 
+def shape_args(args: argparse.Namespace) -> list[str]:
+    """The problem-shape flags of this run, for a child process."""
+    return ["--length", str(args.length), "--batch-tokens", str(args.batch_tokens), "--heads", str(args.heads),
+            "--head-dim", str(args.head_dim), "--num-features", str(args.num_features)]
+
+
 def compile_rounds(args: argparse.Namespace) -> int:
     """Compile the kernels of the given --per-kernel rounds by running each once on the timed shape (a child)."""
     projection = orthogonal_gaussian_projection(args.num_features, args.head_dim, device=torch.device("cuda"))
@@ -285,10 +290,8 @@ def compile_rounds(args: argparse.Namespace) -> int:
 def measure_in_subprocess(config: favor_triton.FavorKernelConfig, args: argparse.Namespace) -> dict:
     """One config's row, measured by a child process (a device fault there is this config's result)."""
     uniform = (config.block_n, config.block_f, config.num_warps, config.bf16_products)
-    command = [sys.executable, __file__, "--config", ",".join(map(str, uniform)),
-               "--dtype", args.dtype, "--length", str(args.length), "--batch-tokens", str(args.batch_tokens),
-               "--heads", str(args.heads), "--head-dim", str(args.head_dim), "--num-features", str(args.num_features),
-               "--repeats", str(args.repeats)]
+    command = [sys.executable, __file__, "--config", ",".join(map(str, uniform)), "--dtype", args.dtype,
+               *shape_args(args), "--repeats", str(args.repeats)]
     done = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode == 0 and lines:

@@ -18,13 +18,10 @@ from hierarchicalvlm.benchmark.cases import allow_recompiles, case_catalogue, fl
 from hierarchicalvlm.benchmark.measure import time_calls
 from hierarchicalvlm.benchmark.settings import BenchSettings
 
-BWD64 = (("bwd_BLOCK_M1", 64), ("bwd_BLOCK_N1", 64), ("bwd_BLOCK_N2", 64), ("bwd_BLOCK_M2", 64))
 VARIANTS = {
     "default": flex.StaticMaskTiles(),
-    "bwd64x64-w4": flex.StaticMaskTiles((128, 128), BWD64 + (("bwd_num_warps", 4), ("bwd_num_stages", 3))),
-    "mask64-all64": flex.StaticMaskTiles(
-        (64, 64), BWD64 + (("fwd_BLOCK_M", 64), ("fwd_BLOCK_N", 64), ("bwd_num_warps", 4), ("bwd_num_stages", 3))
-    ),
+    "bwd64x64-w4": flex.StaticMaskTiles((128, 128), flex.BACKWARD_64_TILES),
+    "mask64-all64": flex.StaticMaskTiles((64, 64), flex.BACKWARD_64_TILES + (("fwd_BLOCK_M", 64), ("fwd_BLOCK_N", 64))),
     "fwd128x64": flex.StaticMaskTiles((128, 128), (("fwd_BLOCK_M", 128), ("fwd_BLOCK_N", 64))),
     "bwd-w4": flex.StaticMaskTiles((128, 128), (("bwd_num_warps", 4),)),
 }

@@ -400,7 +400,9 @@ def test_cuda_static_flex_path_matches_dense_reference_bf16(
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("rows_in_mask", [True, False], ids=["rows-in-mask", "rows-beside"])
-def test_cuda_long_sequence_tiles_match_dense_reference_bf16(rows_in_mask: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cuda_long_sequence_tiles_match_dense_reference_bf16(
+    rows_in_mask: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The kernel tiles that long sequences get (ops.flex.STATIC_MASK_TILES), here applied from length 0 on a short
     sequence: the same results as the dense reference."""
     from hierarchicalvlm.attention.ops import flex

@@ -51,7 +51,7 @@ class StaticMaskTiles:
     kernel_options: tuple[tuple[str, Any], ...] = ()
 
 
-_BACKWARD_64 = (("bwd_BLOCK_M1", 64), ("bwd_BLOCK_N1", 64), ("bwd_BLOCK_N2", 64), ("bwd_BLOCK_M2", 64),
+BACKWARD_64_TILES = (("bwd_BLOCK_M1", 64), ("bwd_BLOCK_N1", 64), ("bwd_BLOCK_N2", 64), ("bwd_BLOCK_M2", 64),
                 ("bwd_num_warps", 4), ("bwd_num_stages", 3))  # fmt: skip
 # (from this sequence length on, these tiles), the last entry that applies wins. Every query sees the global keys, so
 # the backward's program for the first key block walks all n/BLOCK_M1 query blocks (and a global query row block all
@@ -62,7 +62,7 @@ _BACKWARD_64 = (("bwd_BLOCK_M1", 64), ("bwd_BLOCK_N1", 64), ("bwd_BLOCK_N2", 64)
 # went 16.1 -> 15.3 ms (docs/PERFORMANCE.md, issue 14).
 STATIC_MASK_TILES: tuple[tuple[int, StaticMaskTiles], ...] = (
     (0, StaticMaskTiles()),
-    (16384, StaticMaskTiles((128, 128), _BACKWARD_64)),
+    (16384, StaticMaskTiles((128, 128), BACKWARD_64_TILES)),
 )
 
 
