@@ -119,3 +119,22 @@ def test_bad_inputs_raise_clear_errors(name: str) -> None:
         build_mechanism(name, dim=30, num_heads=4)
     with pytest.raises(ValueError, match="kernel must be one of"):
         build(name, kernel="fastest")
+
+
+def test_split_heads_gives_the_rearranged_views_and_their_gradients() -> None:
+    """The token-major split is the einops split as values and as gradients, and copies nothing."""
+    from einops import rearrange
+
+    from hierarchicalvlm.attention.base import split_heads
+
+    torch.manual_seed(0)
+    qkv = torch.randn(2, 5, 3 * 4 * 3, dtype=torch.float64, requires_grad=True)
+    upstream = [torch.randn(2, 4, 5, 3, dtype=torch.float64) for _ in range(3)]
+    ours = split_heads(qkv, num_heads=4)
+    reference = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=4).unbind(0)
+    for got, want in zip(ours, reference):
+        assert got.shape == (2, 4, 5, 3) and torch.equal(got, want)
+        assert got.untyped_storage().data_ptr() == qkv.untyped_storage().data_ptr()
+    (grad_ours,) = torch.autograd.grad(ours, qkv, upstream)
+    (grad_reference,) = torch.autograd.grad(reference, qkv, upstream)
+    assert torch.equal(grad_ours, grad_reference)

@@ -54,6 +54,20 @@ def check_sequence_input(x: torch.Tensor, dim: int, mask: Optional[torch.Tensor]
     check_mask(mask, x)
 
 
+def split_heads(qkv: torch.Tensor, num_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k, v ``(B, H, N, d)`` from a fused projection's output ``(B, N, 3 * H * d)``: views, no copy.
+
+    The three are taken apart along the features first, then each is split into heads, so each view is stored
+    token-major. The usual ``rearrange(qkv, "b n (three h d) -> three b h n d")`` and unpacking gives the same
+    views, but its backward stacks the three head-major gradients and copies that stack back into the projection's
+    layout: two passes over 3 x B x N x D. Here the backward is one concatenation, and kernels that allocate their
+    gradients in their inputs' layout (FlexAttention, the fused FAVOR+ ops) hand over gradients that are already
+    token-major, so no transposing copy remains (H200, local_global at 131K tokens: docs/PERFORMANCE.md).
+    """
+    q, k, v = qkv.chunk(3, dim=-1)
+    return tuple(t.unflatten(-1, (num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # type: ignore[return-value]
+
+
 class SequenceMixer(nn.Module):
     """Base class of the swappable long-range mechanisms.
 

@@ -8,7 +8,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from .base import SequenceMixer
+from .base import SequenceMixer, split_heads
 from .ops.kernel_policy import SDPA_KERNELS
 from .ops.sdpa import sdpa
 
@@ -34,7 +34,7 @@ class FullAttention(SequenceMixer):
         self.proj = nn.Linear(dim, dim, bias=bias)
 
     def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        q, k, v = split_heads(self.qkv(x), self.num_heads)
         attn_mask = None
         if mask is not None:
             # (B, 1, 1, N): every query may look at every real key.  A causal mask is folded in,

@@ -11,7 +11,7 @@ from torch import nn
 
 from hierarchicalvlm.utils.checks import check_positive
 
-from ..base import SequenceMixer
+from ..base import SequenceMixer, split_heads
 from ..ops.flex import (
     FIXED_GLOBAL_AT,
     MIN_FLEX_HEAD_DIM,
@@ -22,6 +22,7 @@ from ..ops.flex import (
 )
 from ..ops.kernel_policy import use_fused
 from ..ops.local_window import gather_positions, local_window_attention
+from ..ops.sdpa import sdpa
 
 GLOBAL_TOKEN_CHOICES = ("learned", *FIXED_GLOBAL_AT)
 
@@ -45,16 +46,17 @@ def small_query_attention(
 ) -> torch.Tensor:
     """Softmax attention of a few queries ``q (B, H, g, d)`` over all keys, as plain products.
 
-    For the g global rows. A fused attention kernel gives g queries one query block, i.e. batch x heads programs
-    walking all n keys; SDPA's math kernel upcasts every key and value to float32 and multiplies at N = g on
-    CUDA cores (3 ms of a 16 ms local_global step at 64K on an H200). Here the products run in the inputs' dtype
-    (tensor cores for bf16; the g x n scores are rounded to it once) and the softmax in float32 or wider.
+    For the g global rows under a mask (padding, causal). SDPA's math kernel, the one that takes such a mask,
+    upcasts every key and value to float32 and multiplies at N = g on CUDA cores (3 ms of a 16 ms local_global step
+    at 64K on an H200). Here the products run in the inputs' dtype (tensor cores for bf16; the g x n scores are
+    rounded to it once) and the softmax in float32 or wider.
     """
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
-    scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
     if attn_mask is not None:
         scores = scores.masked_fill(~attn_mask, float("-inf"))
-    weights = F.dropout(torch.softmax(scores, dim=-1), p=dropout_p)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+    if dropout_p > 0:
+        weights = F.dropout(weights, p=dropout_p)
     return weights.to(v.dtype) @ v
 
 
@@ -193,7 +195,7 @@ class LocalGlobalAttention(SequenceMixer):
         return "flex" if use_fused(self.kernel, "flex", unavailable) else "blocked"
 
     def mix(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        q, k, v = split_heads(self.qkv(x), self.num_heads)
         dropout_p = self.dropout if self.training else 0.0
         backend = self.backend_for(x)
         count = min(self.num_global_tokens, x.shape[1])
@@ -241,17 +243,26 @@ class LocalGlobalAttention(SequenceMixer):
         mask: Optional[torch.Tensor],
         dropout_p: float,
     ) -> torch.Tensor:
-        """The global tokens' own rows: each attends every (real, and earlier if causal) key, O(g * n)."""
-        attn_mask = None
-        if mask is not None or self.causal:
-            key_pos = torch.arange(k.shape[2], device=k.device)
-            query_pos = positions[:, :, None]  # (B, g, 1)
-            allowed = key_pos <= query_pos if self.causal else torch.ones_like(key_pos, dtype=torch.bool)
-            if mask is not None:
-                allowed = allowed & mask[:, None, :]
-            # A (padded) global query always sees itself, so its row stays finite.
-            attn_mask = (allowed | (key_pos == query_pos))[:, None]  # (B, 1, g, n)
-        return small_query_attention(gather_positions(q, positions), k, v, attn_mask, dropout_p)
+        """The global tokens' own rows: each attends every (real, and earlier if causal) key, O(g * n).
+
+        Unmasked (no padding, not causal): one fused SDPA call on the g rows (no g x n scores in memory, and no
+        copy of the token-major keys and values). Otherwise plain products under the mask
+        (:func:`small_query_attention`)."""
+        if self.global_at is not None:  # fixed positions: a slice of the queries, no gather
+            start = fixed_global_start(q.shape[2], positions.shape[1], self.global_at)
+            global_q = q[:, :, start : start + positions.shape[1]]
+        else:
+            global_q = gather_positions(q, positions)
+        if mask is None and not self.causal:
+            return sdpa(global_q, k, v, dropout_p=dropout_p)
+        key_pos = torch.arange(k.shape[2], device=k.device)
+        query_pos = positions[:, :, None]  # (B, g, 1)
+        allowed = key_pos <= query_pos if self.causal else torch.ones_like(key_pos, dtype=torch.bool)
+        if mask is not None:
+            allowed = allowed & mask[:, None, :]
+        # A (padded) global query always sees itself, so its row stays finite.
+        attn_mask = (allowed | (key_pos == query_pos))[:, None]  # (B, 1, g, n)
+        return small_query_attention(global_q, k, v, attn_mask, dropout_p)
 
     def extra_repr(self) -> str:
         return (

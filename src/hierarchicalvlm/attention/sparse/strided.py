@@ -12,7 +12,7 @@ from torch import nn
 
 from hierarchicalvlm.utils.checks import check_positive
 
-from ..base import SequenceMixer
+from ..base import SequenceMixer, split_heads
 from ..ops.kernel_policy import SDPA_KERNELS
 from ..ops.sdpa import sdpa
 
@@ -80,7 +80,7 @@ class StridedAttention(SequenceMixer):
         """Attention within each class of ``classes`` ``(B, classes, class_len, C)``; same shape out."""
         b, r, a, c = classes.shape
         qkv = self.qkv(classes.reshape(b * r, a, c))
-        q, k, v = rearrange(qkv, "br a (three h d) -> three br h a d", three=3, h=self.num_heads)
+        q, k, v = split_heads(qkv, self.num_heads)
         out = sdpa(
             q,
             k,
