@@ -108,8 +108,9 @@ class LocalGlobalAttention(SequenceMixer):
     Kernels (``kernel``, see :mod:`..ops.kernel_policy`): on CUDA a fused FlexAttention kernel with a
     cached block mask (no attention dropout there, so dropout > 0 in training uses the blocked path);
     elsewhere, or with ``kernel="torch"``, a blocked sliding window in pure PyTorch.  Both compute
-    the same pattern.  The global tokens' own rows are one small dense ``(g x n)`` call, except for fixed
-    globals on the FlexAttention path up to ``global_rows_in_mask_max_len`` tokens, where they are in the mask.
+    the same pattern.  The global tokens' own rows are one SDPA call on the g queries (plain products where a
+    padding or causal mask applies), except for fixed globals on the FlexAttention path up to
+    ``global_rows_in_mask_max_len`` tokens, where they are in the mask.
 
     Args:
         dim: model width; ``num_heads`` must divide it.
@@ -125,9 +126,10 @@ class LocalGlobalAttention(SequenceMixer):
     supports_causal = True
     # Fixed global tokens on the FlexAttention path: up to this length their query rows are part of the one
     # static-mask kernel (exactly FlexAttention with the layer's mask); longer, that row block's walk over all
-    # n/128 key blocks costs more than computing the g rows densely beside the kernel. On an H200 (window 512,
-    # 16 globals, 131K tokens per step; docs/PERFORMANCE.md, issue 14): FlexAttention with the whole mask took
-    # 8.2 / 13.4 / 19.2 ms at 4K / 16K / 64K tokens, the layer with the rows beside it 10.6 / 14.0 / 16.4 ms.
+    # n/128 key blocks costs more than computing the g rows beside the kernel. On an H200 (window 512, 16 globals,
+    # 131K tokens per step; docs/PERFORMANCE.md, issue 14): FlexAttention with the whole mask took 8.2 / 13.4 / 19.2 ms
+    # at 4K / 16K / 64K tokens, the layer with the rows beside it (dense products then) 10.6 / 14.0 / 16.4 ms; at 64K
+    # with the rows by SDPA, 8.6 ms in the mask against 8.1 beside (scripts/probes/global_rows.py).
     global_rows_in_mask_max_len: ClassVar[int] = 16384
 
     def __init__(
