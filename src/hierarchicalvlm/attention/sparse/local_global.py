@@ -201,8 +201,8 @@ class LocalGlobalAttention(SequenceMixer):
         dropout_p = self.dropout if self.training else 0.0
         backend = self.backend_for(x)
         count = min(self.num_global_tokens, x.shape[1])
-        rows_in_mask = count > 0 and x.shape[1] <= self.global_rows_in_mask_max_len
-        if backend == "flex" and self.global_at is not None and rows_in_mask:  # the whole pattern in one static mask
+        static = backend == "flex" and self.global_at is not None  # fixed global keys: a static FlexAttention mask
+        if static and count > 0 and x.shape[1] <= self.global_rows_in_mask_max_len:  # the global rows in it too
             out = flex_static_global_attention(
                 q, k, v, self.half_window, count, self.global_at, self.causal, mask, global_rows=True)
             return self.proj(rearrange(out, "b h n d -> b n (h d)"))
@@ -213,7 +213,7 @@ class LocalGlobalAttention(SequenceMixer):
             positions = chosen.positions
             if chosen.value_scale is not None:
                 v = v * chosen.value_scale[:, None, :, None].to(v.dtype)
-        if backend == "flex" and self.global_at is not None:  # fixed global keys in the static mask, rows beside it
+        if static:  # the global rows beside the kernel (below)
             out = flex_static_global_attention(q, k, v, self.half_window, count, self.global_at, self.causal, mask)
         elif backend == "flex":
             out = flex_local_global_attention(q, k, v, self.half_window, self.causal, mask, positions)
