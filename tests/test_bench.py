@@ -342,3 +342,28 @@ def test_a_run_stopped_midway_keeps_its_cells_and_renders_as_partial(tmp_path: P
     assert json.loads((out / "meta.json").read_text())["partial"] is True
     assert main(["--render-only", "--out", str(out)]) == 0
     assert "**Partial run:** it stopped after 2 of 4 planned cells" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize("specialized", [True, False])
+def test_in_process_sweeps_compile_every_length_with_static_shapes(specialized: bool) -> None:
+    """Without specialize_every_length, dynamo recompiles a second length with a symbolic one (the slow
+    FlexAttention kernels of in-process GPU sweeps); with it, every length gets a graph of its own static shape."""
+    from hierarchicalvlm.benchmark.cases import specialize_every_length
+
+    symbolic_graphs: list[bool] = []
+
+    def recording_backend(graph, example_inputs):
+        values = [node.meta.get("example_value") for node in graph.graph.nodes if node.op == "placeholder"]
+        symbolic_graphs.append(any(isinstance(value, torch.SymInt) or (isinstance(value, torch.Tensor) and any(
+            isinstance(size, torch.SymInt) for size in value.shape)) for value in values))
+        return graph.forward
+
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(automatic_dynamic_shapes=True):
+        if specialized:
+            specialize_every_length()
+        double = torch.compile(lambda x: x * 2, backend=recording_backend)
+        for length in (8, 16, 32):
+            double(torch.ones(length))
+    torch._dynamo.reset()
+    assert symbolic_graphs == ([False, False, False] if specialized else [False, True])

@@ -125,7 +125,6 @@ def _leaf(*shape: int, device: str, dtype: torch.dtype) -> torch.Tensor:
 
 def mechanism_workload(spec: CaseSpec, settings: BenchSettings, length: int, batch: int) -> Workload:
     """A ``conf/attention`` mechanism on ``(batch, length, dim)``; for ``full[...]`` with that SDPA backend pinned."""
-    device = settings.device
     overrides = settings.overrides
     if spec.backend is not None:
         overrides = {**overrides, spec.mechanism: {**overrides.get(spec.mechanism, {}), "kernel": spec.backend}}
@@ -285,6 +284,21 @@ def allow_recompiles(limit: int = 64) -> None:
     for name in ("recompile_limit", "cache_size_limit"):  # the new name, and the old one of older torch
         if hasattr(dynamo_config, name):
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), limit))
+
+
+def specialize_every_length() -> None:
+    """Compile every length a sweep runs in one process for that length alone, as a fresh process would.
+
+    With dynamo's automatic dynamic shapes, a compiled function called at a second length is recompiled with the
+    length symbolic, and every later length reuses that graph. FlexAttention's symbolic-length kernels were much
+    slower than its static ones on an H200 (the local layer at 64K: 7.5 ms after a 16K cell in the same process,
+    4.7 in a fresh one; docs/PERFORMANCE.md, issue 14), so a sweep's second and later lengths timed kernels that no
+    fixed-length run uses. Off, each length compiles
+    its own static graph (:func:`allow_recompiles` raises the limit on how many).
+    """
+    import torch._dynamo.config as dynamo_config
+
+    dynamo_config.automatic_dynamic_shapes = False
 
 
 def _flex_block_mask(mask_mod: Callable, length: int, device: str):

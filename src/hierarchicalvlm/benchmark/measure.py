@@ -33,6 +33,7 @@ from .cases import (
     first_line,
     flex_mask_mod,
     plan_cases,
+    specialize_every_length,
 )
 from .settings import BenchSettings, available_mechanisms, knob_summary, validate_settings
 
@@ -373,14 +374,15 @@ def run_benchmark(
     cases, not_run = plan_cases(settings)
     if settings.device == "cuda":
         allow_recompiles()
+        specialize_every_length()
     started = time.perf_counter()
     # what a partial save records (machine, settings, knobs): collected once, its wall time updated per cell
     run_meta = {**collect_meta(settings, cases, not_run, 0.0), "command": command, "partial": True} if progress else {}
     rows: list[CellResult] = []
     for spec in cases:
         if settings.device == "cuda":
-            # Each case compiles from scratch (its first length with static shapes, as the baselines' do): layers
-            # share compiled functions (FlexAttention), which an earlier case's lengths had made shape-dynamic.
+            # Each case compiles from scratch, every length with static shapes (specialize_every_length): layers
+            # share compiled functions (FlexAttention), and a case's graphs are of no use to the next one.
             torch._dynamo.reset()
         skip_reason: Optional[str] = None
         for length in settings.lengths:
