@@ -60,9 +60,9 @@ def split_heads(qkv: torch.Tensor, num_heads: int) -> tuple[torch.Tensor, torch.
     The three are taken apart along the features first, then each is split into heads, so each view is stored
     token-major. The usual ``rearrange(qkv, "b n (three h d) -> three b h n d")`` and unpacking gives the same
     views, but its backward stacks the three head-major gradients and copies that stack back into the projection's
-    layout: two passes over 3 x B x N x D. Here the backward is one concatenation, and kernels that allocate their
-    gradients in their inputs' layout (FlexAttention, the fused FAVOR+ ops) hand over gradients that are already
-    token-major, so no transposing copy remains (H200, local_global at 131K tokens: docs/PERFORMANCE.md).
+    layout: two passes over 3 x B x N x D. Here the backward is one concatenation: FlexAttention allocates its
+    gradients in its inputs' layout and SDPA's flash/cuDNN kernels in ``(B, N, H, d)``, both token-major, so no
+    transposing copy remains (about 1 ms of a layer step at 131K tokens on an H200: docs/PERFORMANCE.md, issue 14).
     """
     q, k, v = qkv.chunk(3, dim=-1)
     return tuple(t.unflatten(-1, (num_heads, -1)).transpose(1, 2) for t in (q, k, v))  # type: ignore[return-value]

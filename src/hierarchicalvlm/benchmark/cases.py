@@ -293,8 +293,8 @@ def specialize_every_length() -> None:
     length symbolic, and every later length reuses that graph. FlexAttention's symbolic-length kernels were much
     slower than its static ones on an H200 (the local layer at 64K: 7.5 ms after a 16K cell in the same process,
     4.7 in a fresh one; docs/PERFORMANCE.md, issue 14), so a sweep's second and later lengths timed kernels that no
-    fixed-length run uses. Off, each length compiles
-    its own static graph (:func:`allow_recompiles` raises the limit on how many).
+    fixed-length run uses. Off, each length compiles its own static graph (:func:`allow_recompiles` raises the
+    limit on how many).
     """
     import torch._dynamo.config as dynamo_config
 
