@@ -10,18 +10,12 @@ plain products (``small_query_attention``), and prints each variant's kernels by
 from __future__ import annotations
 
 import functools
-import json
-import statistics
 import sys
-
-import torch
 
 from hierarchicalvlm.attention.ops import sdpa as sdpa_module
 from hierarchicalvlm.attention.sparse import local_global
-from hierarchicalvlm.benchmark.cases import allow_recompiles, case_catalogue, mechanism_workload
-from hierarchicalvlm.benchmark.measure import time_calls
-from hierarchicalvlm.benchmark.settings import BenchSettings
-from qkv_layout import kernel_table
+from hierarchicalvlm.benchmark.cases import case_catalogue, mechanism_workload
+from qkv_layout import probe_settings, report
 
 LAYER = local_global.LocalGlobalAttention
 
@@ -41,29 +35,15 @@ VARIANTS = {  # name: (global rows in the mask, the function the layer's unmaske
 
 
 def main(length: int, names: list[str]) -> None:
-    allow_recompiles(64)
-    settings = BenchSettings(
-        device="cuda", lengths=(length,), dim=512, heads=8, batch_tokens=131072, precision="bf16-mixed",
-        warmup=3, repeats=10, mechanisms=("local_global",),
-        overrides={"local_global": {"window_size": 512, "num_global_tokens": 16, "global_tokens": "first"}},
-        cores=False, baselines=False, isolation="none", conf_dir="conf/attention",
-    )
+    overrides = {"local_global": {"window_size": 512, "num_global_tokens": 16, "global_tokens": "first"}}
+    settings = probe_settings(length, ("local_global",), overrides, baselines=False)
     spec = case_catalogue(settings)["local_global"]
     for name in names:
         rows_in_mask, rows_call = VARIANTS[name]
         LAYER.global_rows_in_mask_max_len = 1 << 30 if rows_in_mask else 0
         local_global.sdpa = rows_call
-        try:
-            work = mechanism_workload(spec, settings, length, settings.batch_tokens // length)
-            for _ in range(3):
-                work.step()
-            times = [round(statistics.median(time_calls(work.step, "cuda", 10)), 3) for _ in range(2)]
-            record = {"length": length, "variant": name, "ms": times, "kernels": kernel_table(work.step)}
-        except Exception as err:  # noqa: BLE001 - a probe reports every failure and goes on
-            record = {"length": length, "variant": name, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
-        print(json.dumps(record), flush=True)
-        work = None
-        torch.cuda.empty_cache()
+        report(lambda: mechanism_workload(spec, settings, length, settings.batch_tokens // length),
+               length=length, variant=name)
 
 
 if __name__ == "__main__":

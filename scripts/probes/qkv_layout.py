@@ -13,13 +13,20 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from typing import Callable
 
 import torch
 from einops import rearrange
 
 from hierarchicalvlm.attention import full
 from hierarchicalvlm.attention.sparse import local_global, strided
-from hierarchicalvlm.benchmark.cases import allow_recompiles, case_catalogue, flex_workload, mechanism_workload
+from hierarchicalvlm.benchmark.cases import (
+    Workload,
+    allow_recompiles,
+    case_catalogue,
+    flex_workload,
+    mechanism_workload,
+)
 from hierarchicalvlm.benchmark.measure import time_calls
 from hierarchicalvlm.benchmark.settings import BenchSettings
 
@@ -52,38 +59,51 @@ def kernel_table(step, top: int = 14) -> list[tuple[str, float, int]]:
     return sorted(rows, key=lambda row: -row[1])[:top]
 
 
-def main(length: int, mechanisms: list[str]) -> None:
+def probe_settings(length: int, mechanisms: tuple[str, ...], overrides: dict, baselines: bool) -> BenchSettings:
+    """The benchmark's GPU cell settings (bf16-mixed, dim 512 = 8 x 64, 131K tokens per step) at one length."""
     allow_recompiles(64)
+    return BenchSettings(
+        device="cuda", lengths=(length,), dim=512, heads=8, batch_tokens=131072, precision="bf16-mixed",
+        warmup=3, repeats=10, mechanisms=mechanisms, overrides=overrides, cores=False, baselines=baselines,
+        isolation="none", conf_dir="conf/attention",
+    )
+
+
+def report(build: Callable[[], Workload], **labels) -> None:
+    """Print one JSON line: ``labels`` and the built workload's ms (two medians of 10 warm steps) and kernel table,
+    or the error that stopped it."""
+    work = None
+    try:
+        work = build()
+        for _ in range(3):
+            work.step()
+        times = [round(statistics.median(time_calls(work.step, "cuda", 10)), 3) for _ in range(2)]
+        record = {**labels, "ms": times, "kernels": kernel_table(work.step)}
+    except Exception as err:  # noqa: BLE001 - a probe reports every failure and goes on
+        record = {**labels, "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
+    print(json.dumps(record), flush=True)
+    del work
+    torch.cuda.empty_cache()
+
+
+def main(length: int, mechanisms: list[str]) -> None:
     overrides = {name: {"window_size": 512} for name in ("local", "local_global")}
     overrides["local_global"].update(num_global_tokens=16, global_tokens="first")
     overrides["full"] = {"kernel": "cudnn"}
     overrides["strided"] = {"stride": 4}
-    settings = BenchSettings(
-        device="cuda", lengths=(length,), dim=512, heads=8, batch_tokens=131072, precision="bf16-mixed",
-        warmup=3, repeats=10, mechanisms=tuple(m for m in mechanisms if not m.startswith("flex")),
-        overrides=overrides, cores=False, baselines=True, isolation="none", conf_dir="conf/attention",
-    )
+    layers = tuple(m for m in mechanisms if not m.startswith("flex"))
+    settings = probe_settings(length, layers, overrides, baselines=True)
     catalogue = case_catalogue(settings)
     batch = settings.batch_tokens // length
     for name in mechanisms:
-        layouts = [("baseline", None)] if name.startswith("flex") else [("token_major", TOKEN_MAJOR), ("einops", einops_split)]
-        for layout, split in layouts:
-            try:
-                if split is None:
-                    work = flex_workload(catalogue[name], settings, length, batch)
-                else:
-                    use_split(split)
-                    work = mechanism_workload(catalogue[name], settings, length, batch)
-                for _ in range(3):
-                    work.step()
-                times = [round(statistics.median(time_calls(work.step, "cuda", 10)), 3) for _ in range(2)]
-                record = {"length": length, "case": name, "layout": layout, "ms": times, "kernels": kernel_table(work.step)}
-            except Exception as err:  # noqa: BLE001 - a probe reports every failure and goes on
-                record = {"length": length, "case": name, "layout": layout,
-                          "error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
-            print(json.dumps(record), flush=True)
-            work = None
-            torch.cuda.empty_cache()
+        if name.startswith("flex"):
+            report(lambda: flex_workload(catalogue[name], settings, length, batch),
+                   length=length, case=name, layout="baseline")
+            continue
+        for layout, split in (("token_major", TOKEN_MAJOR), ("einops", einops_split)):
+            use_split(split)
+            report(lambda: mechanism_workload(catalogue[name], settings, length, batch),
+                   length=length, case=name, layout=layout)
 
 
 if __name__ == "__main__":
