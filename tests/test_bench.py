@@ -17,7 +17,7 @@ import torch
 
 from hierarchicalvlm.benchmark import BenchSettings, CaseSpec, CellResult, main, mechanism_config
 from hierarchicalvlm.benchmark.cases import case_catalogue, flex_mask_mod, import_mamba_chunk_scan
-from hierarchicalvlm.benchmark.measure import fastest_full_rows, run_cell_in_subprocess, settings_to_argv
+from hierarchicalvlm.benchmark.measure import fastest_full_rows, run_cell_in_subprocess, settings_to_argv, time_calls
 from hierarchicalvlm.benchmark.report import crossover_length, speedup
 from hierarchicalvlm.benchmark.settings import DEFAULT_CONF_DIR, available_mechanisms
 
@@ -235,7 +235,21 @@ def test_cuda_sweep_runs_every_backend_and_reports_allocator_memory(tmp_path: Pa
     ours = [r for r in rows if r["kind"] == "ours" and not r["mechanism"].startswith("full[")]
     assert ours and all(r["status"] == "ok" and float(r["activation_mib"]) > 0 for r in ours), ours
     assert {r["mechanism"] for r in rows} >= {"full (fastest)", "full[flash]", "full[cudnn]", "full[efficient]"}
-    assert "## Speed-up over `full (fastest)`" in (out / "results.md").read_text()
+    markdown = (out / "results.md").read_text()
+    assert "## Speed-up over `full (fastest)`" in markdown and "queued back to back" in markdown
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("synchronize_each", [False, True])
+def test_cuda_timing_gives_one_device_time_per_call(synchronize_each: bool) -> None:
+    matrix = torch.randn(1024, 1024, device="cuda")
+    calls = []
+
+    def step() -> None:
+        calls.append(matrix @ matrix)
+
+    times = time_calls(step, "cuda", 6, synchronize_each)
+    assert len(times) == len(calls) == 6 and all(math.isfinite(t) and t > 0 for t in times), times
 
 
 def test_mamba_ssm_source_imports_without_running_its_package_init() -> None:

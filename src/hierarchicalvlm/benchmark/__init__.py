@@ -10,7 +10,8 @@ What one *cell* (a mechanism at one sequence length) measures:
 * one step = forward of a ``(batch, length, dim)`` input that requires grad, backward from a fixed random upstream
   gradient (no loss: the step costs the layer only), gradients freed;
 * time: warm-up calls (never timed: the first call may compile), then the median of ``repeats`` timed calls
-  (CUDA events on GPU, ``perf_counter`` on CPU);
+  (on GPU CUDA events between calls queued back to back, as a training loop issues them, so host overhead counts
+  only where it outlasts the device's work; ``perf_counter`` on CPU);
 * memory: on CUDA the allocator's peak during one warm step, raw and minus what was allocated before it (inputs and
   weights) = "activation" memory; on CPU the growth of the process's peak RSS over the first step, measured in a
   fresh process per cell (host memory, includes allocator slack).

@@ -98,22 +98,42 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
 
 
-def time_calls(step: Callable[[], None], device: str, repeats: int) -> list[float]:
-    """Milliseconds of each of ``repeats`` calls of an already warmed-up ``step``."""
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
+QUEUED_TIMING = "CUDA events between calls queued back to back, one synchronisation at the end"
+SYNCHRONIZED_TIMING = "CUDA events around each call, a synchronisation after each"  # meta.json without "timing"
+
+
+def time_calls(step: Callable[[], None], device: str, repeats: int, synchronize_each: bool = False) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of an already warmed-up ``step``.
+
+    On CUDA the calls are queued back to back, as a training loop issues its steps, with an event between two calls
+    and one synchronisation at the end (as ``triton.testing.do_bench`` does): a call's time is the device's, and the
+    host's Python and kernel launches count only where they take longer than the device's work (the queue runs
+    dry). ``synchronize_each`` waits for the device after every call instead (the method of the tables until
+    2026-12-01), so each call starts from an idle device and its host time up to the first kernels is timed too.
+    """
+    if device != "cuda":
+        times = []
+        for _ in range(repeats):
             begin = time.perf_counter()
             step()
             times.append((time.perf_counter() - begin) * 1e3)
-    return times
+        return times
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(repeats + 1)]
+    if synchronize_each:
+        times = []
+        for _ in range(repeats):
+            events[0].record()
+            step()
+            events[1].record()
+            torch.cuda.synchronize()
+            times.append(events[0].elapsed_time(events[1]))
+        return times
+    events[0].record()
+    for index in range(repeats):
+        step()
+        events[index + 1].record()
+    torch.cuda.synchronize()
+    return [before.elapsed_time(after) for before, after in zip(events, events[1:])]
 
 
 def _max_rss_mib() -> float:
@@ -433,4 +453,5 @@ def collect_meta(
     if settings.device == "cuda":
         meta["flex_masks"] = {name: flex_mask_mod(name, settings)[1] for name in ("flex_local_global", "flex_strided")}
         meta["ssd_core_shape"] = SSD_CORE_SHAPE
+        meta["timing"] = QUEUED_TIMING
     return meta

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .cases import BASELINE_PAIRS
-from .measure import FULL_FASTEST, BenchmarkReport, CellResult
+from .measure import FULL_FASTEST, SYNCHRONIZED_TIMING, BenchmarkReport, CellResult
 from .settings import BenchSettings
 
 CSV_COLUMNS = (
@@ -161,7 +161,8 @@ def _header_lines(report: BenchmarkReport) -> list[str]:
         f"{settings.batch_tokens} tokens per step (batch = {settings.batch_tokens} / length); "
         f"precision {settings.precision}",
         "- **Step:** forward of an input that requires grad, backward from a fixed random upstream gradient (no loss); "
-        f"median of {settings.repeats} timed calls after {settings.warmup} untimed warm-up call(s)",
+        f"median of {settings.repeats} timed calls after {settings.warmup} untimed warm-up call(s)"
+        + (f" ({meta.get('timing', SYNCHRONIZED_TIMING)})" if meta.get("device_type") == "cuda" else ""),
         f"- **Layers:** {layer_mode(settings)}",
         f"- **Memory:** {memory_description(settings)}",
         f"- **Date:** {meta['date']} · wall time {meta['wall_seconds']} s",
