@@ -381,3 +381,21 @@ def test_in_process_sweeps_compile_every_length_with_static_shapes(specialized: 
             double(torch.ones(length))
     torch._dynamo.reset()
     assert symbolic_graphs == ([False, False, False] if specialized else [False, True])
+
+
+def test_a_run_stopped_after_its_last_cell_says_so(tmp_path: Path, monkeypatch) -> None:
+    """Stopped in the agreement check (after every cell was saved): the report must not call its cells missing."""
+    from hierarchicalvlm.benchmark import measure
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(measure, "fastest_full_rows", interrupted)
+    out = tmp_path / "bench"
+    with pytest.raises(KeyboardInterrupt):
+        main([*TINY, "--mechanisms", "full,strided", "--isolation", "none", "--out", str(out)])
+    assert len(read_rows(out)) == 4
+    assert main(["--render-only", "--out", str(out)]) == 0
+    text = (out / "results.md").read_text()
+    assert "**Partial run:** it measured all 4 planned cells and stopped after them" in text
+    assert "missing" not in text

@@ -406,15 +406,19 @@ def run_benchmark(
             torch._dynamo.reset()
         skip_reason: Optional[str] = None
         for length in settings.lengths:
+            cell_seconds: Optional[float] = None
             if skip_reason:
                 result = empty_result(spec, settings, length, "skipped", note=skip_reason)
             else:
+                cell_started = time.perf_counter()
                 result = run_one(spec, settings, length)
+                cell_seconds = time.perf_counter() - cell_started
                 threshold = settings.skip_slower_than_ms
                 if threshold is not None and result.ok and result.fwd_bwd_ms > threshold:
                     skip_reason = f"{spec.name} took {result.fwd_bwd_ms:.0f} ms > {threshold:g} ms at n={length}"
             rows.append(result)
-            log(_format_cell_line(result))
+            # the cell's wall time, compilation and autotuning included: where a run's time limit goes
+            log(_format_cell_line(result) + ("" if cell_seconds is None else f"  [{cell_seconds:.0f} s]"))
             if progress is not None:
                 partial_meta = {**run_meta, "wall_seconds": round(time.perf_counter() - started, 1)}
                 progress(BenchmarkReport(settings, list(rows), partial_meta, not_run))
@@ -451,7 +455,9 @@ def collect_meta(
 
         meta["triton"] = triton.__version__
     if settings.device == "cuda":
-        meta["flex_masks"] = {name: flex_mask_mod(name, settings)[1] for name in ("flex_local_global", "flex_strided")}
+        planned = {c.name for c in cases}
+        meta["flex_masks"] = {name: flex_mask_mod(name, settings)[1]
+                              for name in ("flex_local_global", "flex_strided") if name in planned}
         meta["ssd_core_shape"] = SSD_CORE_SHAPE
         meta["timing"] = QUEUED_TIMING
     return meta

@@ -235,7 +235,7 @@ def _baseline_lines(t: _Tables, meta: dict[str, Any]) -> list[str]:
         f"|---|{t.sep}|",
     ]
     lines += [f"| {ours} | {theirs} | {t.ratios(theirs, ours)} |" for ours, theirs in pairs]
-    if "flex_masks" in meta:
+    if meta.get("flex_masks"):
         lines += ["", "Flex masks: " + "; ".join(f"`{k}`: {v}" for k, v in meta["flex_masks"].items()) + "."]
     lines += [f"- agreement {check}: {outcome}" for check, outcome in meta.get("agreement", {}).items()]
     return lines
@@ -247,8 +247,13 @@ def render_markdown(report: BenchmarkReport) -> str:
     lines = _header_lines(report) + _time_memory_lines(t) + _versus_full_lines(t) + _baseline_lines(t, report.meta)
     if report.meta.get("partial"):
         planned = len(report.meta.get("cases", [])) * len(report.settings.lengths)
-        lines[1:1] = ["", f"**Partial run:** it stopped after {len(report.rows)} of {planned} planned cells; the "
-                      "cells below are those it measured (the rest are missing, not failed)."]
+        if len(report.rows) < planned:
+            what = (f"it stopped after {len(report.rows)} of {planned} planned cells; the cells below are those it "
+                    "measured (the rest are missing, not failed).")
+        else:
+            what = (f"it measured all {planned} planned cells and stopped after them, before the baseline agreement "
+                    "check and the derived rows.")
+        lines[1:1] = ["", f"**Partial run:** {what}"]
     if report.not_run:
         lines += ["", "## Not run", ""] + [f"- `{name}`: {reason}" for name, reason in report.not_run.items()]
     failed = [r for r in report.rows if not r.ok and r.status not in ("OOM", "skipped")]
