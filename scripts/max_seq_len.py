@@ -57,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         return compose_train_config(ROOT / "conf", [*args.overrides, f"attention={attention}"], Path.cwd())
 
     try:
+        # written after every trial: a search cut off by a time limit keeps the trials it ran
         document = search_mechanisms(
-            cfg_for, attentions, cap, start_frames=args.start_frames, max_frames=args.max_frames,
-            tolerance=args.tolerance, multiple_of=args.multiple_of,
+            cfg_for, attentions, cap, progress=lambda so_far: write_max_len({**so_far, "overrides": args.overrides},
+                                                                             args.out),
+            start_frames=args.start_frames, max_frames=args.max_frames, tolerance=args.tolerance,
+            multiple_of=args.multiple_of,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -90,3 +90,36 @@ def test_cpu_search_under_a_host_memory_cap_finds_a_finite_answer(tmp_path: Path
 
     write_max_len(document, tmp_path / "max_seq_len.json")
     assert json.loads((tmp_path / "max_seq_len.json").read_text())["results"]["full"]["max_frames"] == result["max_frames"]
+
+
+def test_a_search_cut_off_keeps_every_trial_it_ran(monkeypatch) -> None:
+    """A time limit mid-search (here an interrupt at the fourth trial) keeps the saved answers so far."""
+    from hierarchicalvlm.ablation import max_len
+    from hierarchicalvlm.ablation.report import longest_video_text
+
+    calls: list[int] = []
+    fits_up_to_100 = threshold_trial(100)
+
+    class InterruptedTrial:
+        def __init__(self, cfg, memory_cap_bytes) -> None:
+            self.device = None
+
+        def __call__(self, frames: int) -> Trial:
+            calls.append(frames)
+            if len(calls) == 4:
+                raise KeyboardInterrupt
+            return fits_up_to_100(frames)
+
+    monkeypatch.setattr(max_len, "OneStepTrial", InterruptedTrial)
+    saved: list[dict] = []
+    cfg = compose_train_config(CONF, list(TINY), ROOT)
+    with pytest.raises(KeyboardInterrupt):
+        search_mechanisms(lambda attention: cfg, ["full", "strided"], None, progress=saved.append,
+                          start_frames=32, max_frames=1024, tolerance=0.0)
+    assert calls == [32, 64, 128, 96]  # doubling to the first failure, then the first bisection step
+    last = saved[-1]
+    assert last["partial"] and list(last["results"]) == ["full"]
+    full = last["results"]["full"]
+    assert full["unfinished"] and [t["num_frames"] for t in full["trials"]] == [32, 64, 128]
+    assert full["max_frames"] == 64 and full["first_failure_frames"] == 128
+    assert longest_video_text(full).endswith("(search cut off; may go further)")

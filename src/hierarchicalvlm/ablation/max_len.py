@@ -63,6 +63,7 @@ class SearchResult:
     reason: Optional[str]
     tokens_per_frame: Optional[int] = None
     trials: list[Trial] = field(default_factory=list)
+    unfinished: bool = False  # the search was still running (a progress save): more trials were to come
 
     @property
     def max_seq_len(self) -> Optional[int]:
@@ -94,10 +95,14 @@ def search_max_frames(
     max_frames: int = 65536,
     tolerance: float = 0.05,
     multiple_of: int = 1,
+    on_trial: Optional[Callable[[SearchResult], None]] = None,
 ) -> SearchResult:
     """Double ``num_frames`` from ``start_frames`` until a trial fails (or ``max_frames`` fits), then bisect
     between the last fit and the first failure until they are within ``tolerance`` (relative) or
-    ``multiple_of`` frames apart. Assumes that memory grows with length."""
+    ``multiple_of`` frames apart. Assumes that memory grows with length.
+
+    ``on_trial``: called after every trial with the answer so far (``unfinished``), e.g. to save it, so that a
+    search stopped by a time limit keeps what it found."""
     _check_search_args(start_frames, max_frames, tolerance, multiple_of)
     trials: list[Trial] = []
 
@@ -105,6 +110,14 @@ def search_max_frames(
         result = trial(frames)
         trials.append(result)
         log.info("%s: %d frames -> %s%s", attention, frames, result.outcome, f" ({result.reason})" if result.reason else "")
+        if on_trial is not None:
+            fits = [t.num_frames for t in trials if t.fits]
+            failures = [t for t in trials if not t.fits and t.outcome != "invalid"]
+            first_failure = min(failures, key=lambda t: t.num_frames) if failures else None
+            on_trial(SearchResult(
+                attention, max(fits) if fits else None, first_failure and first_failure.num_frames,
+                bounded=first_failure is not None, reason=first_failure and first_failure.reason,
+                trials=list(trials), unfinished=True))
         return result
 
     fit, failure, reason = None, None, None
@@ -222,34 +235,44 @@ def search_mechanisms(
     cfg_for: Callable[[str], DictConfig],
     attentions: list[str],
     memory_cap_bytes: Optional[int],
+    progress: Optional[Callable[[dict[str, Any]], None]] = None,
     **search_kwargs: Any,
 ) -> dict[str, Any]:
-    """Run the search for each mechanism; ``cfg_for(attention)`` composes its config. Returns the JSON document."""
+    """Run the search for each mechanism; ``cfg_for(attention)`` composes its config. Returns the JSON document.
+
+    ``progress``: called after every trial with the document so far (``partial``: True), e.g. to write it."""
     results: dict[str, Any] = {}
     device: Optional[torch.device] = None
     batch_size = None
+
+    def document(partial: bool) -> dict[str, Any]:
+        kind = "device (allocated)" if device is not None and device.type == "cuda" else "host RSS"
+        limit = (f"peak {kind} <= {memory_cap_bytes / GIB:.2f} GiB" if memory_cap_bytes is not None
+                 else "until torch.cuda.OutOfMemoryError")
+        return {"created_at": now_iso(), "device": device_name(device), "limit": limit, "batch_size": batch_size,
+                "search": search_kwargs, "results": dict(results), **({"partial": True} if partial else {})}
+
     for attention in attentions:
         cfg = cfg_for(attention)
         batch_size = OmegaConf.select(cfg, "data.batch_size", default=None)
         trial = OneStepTrial(cfg, memory_cap_bytes)
-        result = search_max_frames(attention, trial, **search_kwargs)
         try:
-            result.tokens_per_frame = tokens_per_frame(cfg)
+            per_frame: Optional[int] = tokens_per_frame(cfg)
         except ConfigError:
-            result.tokens_per_frame = None
-        results[attention] = result.as_dict()
-        device = trial.device or device
-    kind = "device (allocated)" if device is not None and device.type == "cuda" else "host RSS"
-    limit = (f"peak {kind} <= {memory_cap_bytes / GIB:.2f} GiB" if memory_cap_bytes is not None
-             else "until torch.cuda.OutOfMemoryError")
-    return {
-        "created_at": now_iso(),
-        "device": device_name(device),
-        "limit": limit,
-        "batch_size": batch_size,
-        "search": search_kwargs,
-        "results": results,
-    }
+            per_frame = None
+
+        def record(result: SearchResult, trial: OneStepTrial = trial, per_frame: Optional[int] = per_frame) -> None:
+            nonlocal device
+            result.tokens_per_frame = per_frame
+            results[result.attention] = result.as_dict()
+            device = trial.device or device
+
+        def save_so_far(result: SearchResult) -> None:
+            record(result)
+            progress(document(partial=True))
+
+        record(search_max_frames(attention, trial, on_trial=save_so_far if progress else None, **search_kwargs))
+    return document(partial=False)
 
 
 def write_max_len(document: dict[str, Any], path: Path) -> None:

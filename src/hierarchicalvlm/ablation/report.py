@@ -298,7 +298,10 @@ def longest_video_text(result: dict[str, Any]) -> str:
     frames, tokens = result.get("max_frames"), result.get("max_seq_len")
     if frames is None:
         return f"none fits ({_short(result.get('reason') or 'smallest length failed')})"
-    bound = "" if result.get("bounded", True) else " (search limit; may go further)"
+    if result.get("unfinished"):
+        bound = " (search cut off; may go further)"
+    else:
+        bound = "" if result.get("bounded", True) else " (search limit; may go further)"
     return f"{frames} frames = {tokens:,} tokens{bound}" if tokens else f"{frames} frames{bound}"
 
 
