@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 14, 2026-12-02 eighth session, call B on one H200: the five mechanisms trained at 64K level-2 tokens, whole
 # network compiled (docs/ablation/h200-64k). The two earlier tries (sixth and seventh sessions, scripts removed: their
-# outputs never came back) returned hydra's job folders, whose names hold '=' and ',' or whose archives held tensorboard
+# outputs were lost with their sessions) returned hydra's job folders, whose names hold '=' and ',' or whose archives held tensorboard
 # and wandb files and were too big; here one archive holds only what the report reads (every job's summary.json, its
 # hydra config and its CSV metrics), rewritten after every job so a call cut off keeps its jobs.
 set -u
