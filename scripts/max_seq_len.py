@@ -56,19 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     def cfg_for(attention: str):
         return compose_train_config(ROOT / "conf", [*args.overrides, f"attention={attention}"], Path.cwd())
 
+    def save(document: dict) -> None:
+        write_max_len({**document, "overrides": args.overrides}, args.out)
+
     try:
-        # written after every trial: a search cut off by a time limit keeps the trials it ran
+        # saved after every trial too: a search cut off by a time limit keeps the trials it ran
         document = search_mechanisms(
-            cfg_for, attentions, cap, progress=lambda so_far: write_max_len({**so_far, "overrides": args.overrides},
-                                                                             args.out),
-            start_frames=args.start_frames, max_frames=args.max_frames, tolerance=args.tolerance,
-            multiple_of=args.multiple_of,
+            cfg_for, attentions, cap, progress=save, start_frames=args.start_frames, max_frames=args.max_frames,
+            tolerance=args.tolerance, multiple_of=args.multiple_of,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    document["overrides"] = args.overrides
-    write_max_len(document, args.out)
+    save(document)
     for attention, result in document["results"].items():
         print(f"{attention:>14}: {result['max_frames']} frames ({result['max_seq_len']} tokens); "
               f"first failure {result['first_failure_frames']}: {result['reason']}")

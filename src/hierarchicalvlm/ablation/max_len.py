@@ -106,21 +106,22 @@ def search_max_frames(
     _check_search_args(start_frames, max_frames, tolerance, multiple_of)
     trials: list[Trial] = []
 
+    fit, failure, reason = None, None, None
+
+    def answer(unfinished: bool) -> SearchResult:
+        return SearchResult(attention, fit, failure, bounded=failure is not None, reason=reason,
+                            trials=list(trials), unfinished=unfinished)
+
     def attempt(frames: int) -> Trial:
         result = trial(frames)
         trials.append(result)
         log.info("%s: %d frames -> %s%s", attention, frames, result.outcome, f" ({result.reason})" if result.reason else "")
-        if on_trial is not None:
-            fits = [t.num_frames for t in trials if t.fits]
-            failures = [t for t in trials if not t.fits and t.outcome != "invalid"]
-            first_failure = min(failures, key=lambda t: t.num_frames) if failures else None
-            on_trial(SearchResult(
-                attention, max(fits) if fits else None, first_failure and first_failure.num_frames,
-                bounded=first_failure is not None, reason=first_failure and first_failure.reason,
-                trials=list(trials), unfinished=True))
         return result
 
-    fit, failure, reason = None, None, None
+    def report_progress() -> None:
+        if on_trial is not None:
+            on_trial(answer(unfinished=True))
+
     frames = start_frames
     while True:
         result = attempt(frames)
@@ -130,8 +131,8 @@ def search_max_frames(
             reason = result.reason  # too short for this mechanism: keep doubling
         else:
             failure, reason = frames, result.reason
-            break
-        if frames >= max_frames:
+        report_progress()
+        if failure is not None or frames >= max_frames:
             break
         frames = min(2 * frames, max_frames)
 
@@ -146,7 +147,8 @@ def search_max_frames(
                 fit = middle
             else:
                 failure, reason = middle, result.reason
-    return SearchResult(attention, fit, failure, bounded=failure is not None, reason=reason, trials=trials)
+            report_progress()
+    return answer(unfinished=False)
 
 
 # --- one training step through the pipeline ------------------------------------------------------
@@ -261,7 +263,8 @@ def search_mechanisms(
         except ConfigError:
             per_frame = None
 
-        def record(result: SearchResult, trial: OneStepTrial = trial, per_frame: Optional[int] = per_frame) -> None:
+        def record(result: SearchResult) -> None:
+            # called only while this mechanism's search runs, so the loop's current names are the right ones
             nonlocal device
             result.tokens_per_frame = per_frame
             results[result.attention] = result.as_dict()

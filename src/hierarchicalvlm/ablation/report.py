@@ -300,8 +300,10 @@ def longest_video_text(result: dict[str, Any]) -> str:
         return f"none fits ({_short(result.get('reason') or 'smallest length failed')})"
     if result.get("unfinished"):
         bound = " (search cut off; may go further)"
+    elif result.get("bounded", True):
+        bound = ""
     else:
-        bound = "" if result.get("bounded", True) else " (search limit; may go further)"
+        bound = " (search limit; may go further)"
     return f"{frames} frames = {tokens:,} tokens{bound}" if tokens else f"{frames} frames{bound}"
 
 
