@@ -399,3 +399,17 @@ def test_a_run_stopped_after_its_last_cell_says_so(tmp_path: Path, monkeypatch) 
     text = (out / "results.md").read_text()
     assert "**Partial run:** it measured all 4 planned cells and stopped after them" in text
     assert "missing" not in text
+
+
+def test_gpu_meta_names_the_flex_masks_of_planned_cases_only(monkeypatch) -> None:
+    """A run without the FlexAttention baselines must not describe masks (from default knobs) it never ran."""
+    from hierarchicalvlm.benchmark import measure
+    from hierarchicalvlm.benchmark.measure import collect_meta
+
+    monkeypatch.setattr(measure, "device_name", lambda device: "a GPU")  # the only CUDA query of collect_meta
+
+    flex = CaseSpec("flex_local_global", "baseline", "layer", "flex")
+    core = CaseSpec("ssd_core", "ours", "core", "ssd_core")
+    gpu = settings(device="cuda", mechanisms=())
+    assert list(collect_meta(gpu, [flex, core], {}, 0.0)["flex_masks"]) == ["flex_local_global"]
+    assert collect_meta(gpu, [core], {}, 0.0)["flex_masks"] == {}
